@@ -1,0 +1,3 @@
+//! Subcommands of the `wangge` binary, one module per area.
+
+pub mod grid;

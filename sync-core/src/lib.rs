@@ -1,0 +1,6 @@
+//! wangge sync-core: the pure domain core shared by the phone and the server.
+//!
+//! No I/O, no clock, no threads: callers pass bytes and time in. See ARCHITECTURE.md.
+
+pub mod geo;
+pub mod grid;
