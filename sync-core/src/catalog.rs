@@ -70,9 +70,7 @@ pub const DEFAULT_TOML: &str = include_str!("catalog/default.toml");
 
 /// Why a team id is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid team id {input:?}: use 1-64 characters a-z, 0-9 and _, starting with a letter"
-)]
+#[error("invalid team id {input:?}: use 1-64 characters a-z, 0-9 and _, starting with a letter")]
 pub struct TeamIdError {
     /// The text that was given.
     pub input: String,

@@ -2,5 +2,6 @@
 //!
 //! No I/O, no clock, no threads: callers pass bytes and time in. See ARCHITECTURE.md.
 
+pub mod catalog;
 pub mod geo;
 pub mod grid;

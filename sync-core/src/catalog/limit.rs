@@ -93,7 +93,11 @@ pub enum TimeUnit {
 
 impl TimeUnit {
     /// All units.
-    pub const ALL: [TimeUnit; 3] = [TimeUnit::WorkingHours, TimeUnit::WorkingDays, TimeUnit::Hours];
+    pub const ALL: [TimeUnit; 3] = [
+        TimeUnit::WorkingHours,
+        TimeUnit::WorkingDays,
+        TimeUnit::Hours,
+    ];
 
     /// The identifier in a time limit string (plural): `working_hours`,
     /// `working_days` or `hours`.
@@ -158,9 +162,7 @@ pub const MAX_DAYS: u32 = 365;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeLimitError {
     /// Not two words.
-    #[error(
-        "invalid time limit {input:?}: expected \"<amount> <unit>\", e.g. \"4 working_hours\""
-    )]
+    #[error("invalid time limit {input:?}: expected \"<amount> <unit>\", e.g. \"4 working_hours\"")]
     Format {
         /// The text that was parsed.
         input: String,

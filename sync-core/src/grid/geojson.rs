@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::io::Write;
 
-use ::geo::{Coord, LineString, MultiPolygon, Polygon, Validation};
+use ::geo::{Area, Coord, LineString, MultiPolygon, Polygon, Validation};
 use ::geojson::{Feature, FeatureWriter, Geometry, GeometryValue, JsonObject};
 
 use super::{CodeError, DistrictCode, GridDescription, GridSet, GridSetError, Hierarchy, UnitGrid};
@@ -54,6 +54,8 @@ pub enum FeatureProblem {
     NotAPolygon(&'static str),
     #[error("geometry is empty")]
     Empty,
+    #[error("polygon {polygon} has no area (its vertices are collinear)")]
+    NoArea { polygon: usize },
     #[error("ring {ring} position {position}: {reason}")]
     BadPosition {
         ring: usize,
@@ -375,6 +377,10 @@ fn read_polygons(geometry: Option<&Geometry>) -> Result<MultiPolygon<f64>, Featu
     if let Err(invalid) = multi.check_validation() {
         return Err(FeatureProblem::Invalid(invalid.to_string()));
     }
+    // geo accepts a ring that folds back on itself; a grid must cover some ground.
+    if let Some(polygon) = multi.iter().position(|p| p.unsigned_area() <= 0.0) {
+        return Err(FeatureProblem::NoArea { polygon });
+    }
     Ok(multi)
 }
 
@@ -407,3 +413,6 @@ fn read_ring(
     }
     Ok(LineString(coords))
 }
+
+#[cfg(test)]
+mod tests;

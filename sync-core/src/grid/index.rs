@@ -115,6 +115,20 @@ impl GridIndex {
         self.locate_gcj02(point.to_gcj02(crs))
     }
 
+    /// Every unit grid whose polygon contains a GCJ-02 point, in code order: one at most
+    /// for a proper tiling, more where input polygons overlap (a data error to report).
+    pub fn containing_gcj02(&self, point: LonLat) -> Vec<GridCode> {
+        let p = [point.lon, point.lat];
+        let mut codes: Vec<GridCode> = self
+            .tree
+            .locate_all_at_point(&p)
+            .filter(|e| self.grid_contains(e.data as usize, p))
+            .map(|e| self.codes[e.data as usize])
+            .collect();
+        codes.sort();
+        codes
+    }
+
     /// The unit grid containing a GCJ-02 point; `None` outside every grid.
     pub fn locate_gcj02(&self, point: LonLat) -> Option<GridCode> {
         let p = [point.lon, point.lat];
@@ -276,3 +290,6 @@ fn ring_crossings_odd(vertices: &[[f64; 2]], p: [f64; 2]) -> bool {
     }
     odd
 }
+
+#[cfg(test)]
+mod tests;
