@@ -1,4 +1,4 @@
-//! `wangge`: the command line of the wangge server (grid tools now; `serve`, `migrate`,
+//! `wangge`: the command line of the wangge server (grid and catalogue tools now; `serve`, `migrate`,
 //! `user` and `device` arrive with the server issue).
 
 mod cmd;
@@ -23,12 +23,16 @@ enum Command {
     /// Unit grids (万米单元网格): generate them from district boundaries, locate points.
     #[command(subcommand)]
     Grid(cmd::grid::GridCommand),
+    /// The category catalogue (部件 components, 事件 events): export the default, check a file.
+    #[command(subcommand)]
+    Catalog(cmd::catalog::CatalogCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Grid(command) => cmd::grid::run(command),
+        Command::Catalog(command) => cmd::catalog::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -1,3 +1,4 @@
 //! Subcommands of the `wangge` binary, one module per area.
 
+pub mod catalog;
 pub mod grid;

@@ -32,7 +32,11 @@ use crate::grid::GridCode;
 struct Leaf {
     code: GridCode,
     first_ring: u32,
-    end_ring: u32,
+    ring_count: u16,
+    /// The grid is exactly its axis-aligned bounding box (a whole lattice cell, the vast
+    /// majority): the crossing rule then reduces to `min <= p < max` on both axes, with
+    /// no vertex to read.
+    is_rectangle: bool,
 }
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, Leaf>;
@@ -70,6 +74,8 @@ pub struct GridIndex {
 pub enum IndexError {
     #[error("unit grid {0} has no area to index")]
     EmptyGeometry(GridCode),
+    #[error("unit grid {0} has more than 65535 rings")]
+    TooManyRings(GridCode),
     #[error("too many vertices for one index ({0}); split the area")]
     TooLarge(usize),
 }
@@ -105,6 +111,7 @@ impl GridIndex {
                 .bounding_rect()
                 .ok_or(IndexError::EmptyGeometry(grid.code))?;
             let first_ring = index.polygon_first_ring.len() as u32;
+            let is_rectangle = is_axis_aligned_rectangle(&grid.geometry);
             index.codes.push(grid.code);
             index.level3_numbers.push(grid.level3.number());
             for polygon in grid.geometry.iter() {
@@ -115,12 +122,15 @@ impl GridIndex {
             }
             let end_ring = index.polygon_first_ring.len() as u32;
             index.grid_rings.push(end_ring);
+            let ring_count = u16::try_from(end_ring - first_ring)
+                .map_err(|_| IndexError::TooManyRings(grid.code))?;
             entries.push(Entry::new(
                 Rectangle::from_corners([rect.min().x, rect.min().y], [rect.max().x, rect.max().y]),
                 Leaf {
                     code: grid.code,
                     first_ring,
-                    end_ring,
+                    ring_count,
+                    is_rectangle,
                 },
             ));
         }
@@ -150,7 +160,7 @@ impl GridIndex {
         let p = [point.lon, point.lat];
         let mut codes = Vec::new();
         let _ = self.tree.locate_all_at_point_int(&p, |entry| {
-            if self.leaf_contains(&entry.data, p) {
+            if self.leaf_contains(entry, p) {
                 codes.push(entry.data.code);
             }
             ControlFlow::<()>::Continue(())
@@ -164,9 +174,9 @@ impl GridIndex {
         let p = [point.lon, point.lat];
         let mut found: Option<GridCode> = None;
         let _ = self.tree.locate_all_at_point_int(&p, |entry| {
-            let leaf = &entry.data;
-            if found.is_none_or(|best| leaf.code < best) && self.leaf_contains(leaf, p) {
-                found = Some(leaf.code);
+            let code = entry.data.code;
+            if found.is_none_or(|best| code < best) && self.leaf_contains(entry, p) {
+                found = Some(code);
             }
             ControlFlow::<()>::Continue(())
         });
@@ -174,9 +184,15 @@ impl GridIndex {
     }
 
     /// Even–odd crossing test over every ring of the grid (holes and parts included).
-    fn leaf_contains(&self, leaf: &Leaf, p: [f64; 2]) -> bool {
+    fn leaf_contains(&self, entry: &Entry, p: [f64; 2]) -> bool {
+        let leaf = &entry.data;
+        if leaf.is_rectangle {
+            let (min, max) = (entry.geom().lower(), entry.geom().upper());
+            return min[0] <= p[0] && p[0] < max[0] && min[1] <= p[1] && p[1] < max[1];
+        }
         let mut inside = false;
-        for ring in leaf.first_ring as usize..leaf.end_ring as usize {
+        let first = leaf.first_ring as usize;
+        for ring in first..first + leaf.ring_count as usize {
             let vertices =
                 &self.coords[self.ring_starts[ring] as usize..self.ring_starts[ring + 1] as usize];
             inside ^= ring_crossings_odd(vertices, p);
@@ -290,6 +306,31 @@ impl GridIndex {
             + self.polygon_first_ring.capacity()
             + self.coords.capacity() * size_of::<[f64; 2]>()
     }
+}
+
+/// One polygon without holes whose ring is its bounding box's four corners, each edge
+/// parallel to an axis.
+fn is_axis_aligned_rectangle(shape: &MultiPolygon<f64>) -> bool {
+    let [polygon] = shape.0.as_slice() else {
+        return false;
+    };
+    let ring = &polygon.exterior().0;
+    if !polygon.interiors().is_empty() || ring.len() != 5 || ring[0] != ring[4] {
+        return false;
+    }
+    let axis_aligned = ring.windows(2).all(|w| {
+        let (a, b) = (w[0], w[1]);
+        (a.x == b.x) != (a.y == b.y)
+    });
+    let xs = ring[..4].iter().map(|c| c.x);
+    let ys = ring[..4].iter().map(|c| c.y);
+    let distinct = |v: &mut dyn Iterator<Item = f64>| {
+        let mut values: Vec<f64> = v.collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        values.len()
+    };
+    axis_aligned && distinct(&mut xs.clone()) == 2 && distinct(&mut ys.clone()) == 2
 }
 
 /// Whether the eastward ray from `p` crosses the closed ring `vertices` (given without
