@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use geo::{Area, BoundingRect, Centroid, Contains, Point};
 use wangge_sync_core::geo::{Crs, LonLat};
-use wangge_sync_core::grid::generate::{GenerateOptions, Lattice, generate};
+use wangge_sync_core::grid::generate::{GenerateError, GenerateOptions, Lattice, generate};
 use wangge_sync_core::grid::geojson::{DistrictBoundary, read_districts, read_grids, write_grids};
 use wangge_sync_core::grid::{DistrictCode, GridIndex, GridSet, StreetKind};
 
@@ -255,4 +255,20 @@ fn a_gps_fix_is_located_in_the_grid_under_its_map_position() {
         Some(grid.code),
         "the offset spans several grids"
     );
+}
+
+#[test]
+fn a_mistyped_cell_size_is_refused_before_any_work() {
+    let options = |cell_metres| GenerateOptions {
+        cell_metres,
+        ..GenerateOptions::default()
+    };
+    let err = generate(&DISTRICTS, None, options(20.0), &mut |_| {}).expect_err("19M grids");
+    assert!(matches!(err, GenerateError::TooManyGrids { estimated } if estimated > 10_000_000));
+    let err = generate(&DISTRICTS, None, options(0.0), &mut |_| {}).expect_err("zero");
+    assert_eq!(err, GenerateError::BadCellSize(0.0));
+    let err = generate(&DISTRICTS, None, options(f64::NAN), &mut |_| {}).expect_err("NaN");
+    assert!(matches!(err, GenerateError::BadCellSize(_)));
+    let err = generate(&[], None, GenerateOptions::default(), &mut |_| {}).expect_err("empty");
+    assert_eq!(err, GenerateError::NoDistricts);
 }

@@ -42,6 +42,9 @@ const CELLS_PER_LEVEL3: i64 = 4;
 const LEVEL3_PER_COMMUNITY: i64 = 2;
 const CELLS_PER_COMMUNITY: i64 = CELLS_PER_LEVEL3 * LEVEL3_PER_COMMUNITY;
 const MAX_STREETS: usize = 399;
+/// More unit grids than this in one run (about 1 GB of polygons) is almost surely a
+/// mistyped `cell_metres`; cut fewer districts at a time instead.
+pub const MAX_GRIDS_PER_RUN: u64 = 5_000_000;
 
 /// How to cut.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +71,10 @@ pub enum GenerateError {
     BadCellSize(f64),
     #[error("sliver fraction must be in [0, 1), not {0}")]
     BadSliverFraction(f64),
+    #[error(
+        "about {estimated} unit grids would be made, more than {MAX_GRIDS_PER_RUN}: use larger cells or fewer districts"
+    )]
+    TooManyGrids { estimated: u64 },
     #[error("no district boundaries to cut")]
     NoDistricts,
     #[error("district {0} is not in the districts file")]
@@ -250,6 +257,14 @@ pub fn generate(
     };
     if chosen.is_empty() {
         return Err(GenerateError::NoDistricts);
+    }
+    let estimated = (chosen
+        .iter()
+        .map(|d| d.geometry.unsigned_area())
+        .sum::<f64>()
+        / lattice.cell_area()) as u64;
+    if estimated > MAX_GRIDS_PER_RUN {
+        return Err(GenerateError::TooManyGrids { estimated });
     }
     let rows_total = chosen
         .iter()

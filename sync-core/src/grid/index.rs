@@ -14,7 +14,8 @@
 //! the same.
 //!
 //! Polygons are stored flat (one coordinate array, ring and grid offsets) to keep the
-//! whole city's 755k grids well under 200 MB.
+//! whole city's 760k grids well under 200 MB, and a grid that is a whole lattice cell
+//! is answered from its R-tree box alone (see `Leaf::is_rectangle`).
 
 use ::geo::{BoundingRect, Coord, LineString, MultiPolygon, Polygon};
 use std::ops::ControlFlow;
@@ -215,20 +216,7 @@ impl GridIndex {
     /// The codes and names of every level of a unit grid in this index.
     pub fn describe(&self, code: GridCode) -> Option<GridDescription> {
         let slot = self.codes.binary_search(&code).ok()?;
-        let level3 = self.level3_of(slot)?;
-        let h = &self.hierarchy;
-        Some(GridDescription {
-            code,
-            district: code.district(),
-            district_name: h.districts.get(&code.district())?.clone(),
-            street: code.street(),
-            street_name: h.streets.get(&code.street())?.clone(),
-            street_kind: code.street().kind(),
-            community: code.community(),
-            community_name: h.communities.get(&code.community())?.clone(),
-            level3,
-            level3_name: h.level3.get(&level3)?.clone(),
-        })
+        self.hierarchy.describe(code, self.level3_of(slot)?)
     }
 
     fn level3_of(&self, slot: usize) -> Option<Level3Code> {
@@ -295,16 +283,6 @@ impl GridIndex {
             .collect();
         codes.sort();
         codes
-    }
-
-    /// Heap bytes held by the index's own vectors (the R-tree's nodes are not counted;
-    /// the benchmark measures the whole with a counting allocator).
-    pub fn flat_bytes(&self) -> usize {
-        self.codes.capacity() * size_of::<GridCode>()
-            + self.level3_numbers.capacity()
-            + (self.grid_rings.capacity() + self.ring_starts.capacity()) * size_of::<u32>()
-            + self.polygon_first_ring.capacity()
-            + self.coords.capacity() * size_of::<[f64; 2]>()
     }
 }
 

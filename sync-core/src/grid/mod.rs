@@ -120,19 +120,24 @@ impl GridSet {
 
     /// The unit grid and the names of every level above it.
     pub fn describe(&self, code: GridCode) -> Option<GridDescription> {
-        let grid = self.get(code)?;
-        let h = &self.hierarchy;
+        self.hierarchy.describe(code, self.get(code)?.level3)
+    }
+}
+
+impl Hierarchy {
+    /// A unit grid's codes and names at every level, if every level is named.
+    pub fn describe(&self, code: GridCode, level3: Level3Code) -> Option<GridDescription> {
         Some(GridDescription {
             code,
             district: code.district(),
-            district_name: h.districts.get(&code.district())?.clone(),
+            district_name: self.districts.get(&code.district())?.clone(),
             street: code.street(),
-            street_name: h.streets.get(&code.street())?.clone(),
+            street_name: self.streets.get(&code.street())?.clone(),
             street_kind: code.street().kind(),
             community: code.community(),
-            community_name: h.communities.get(&code.community())?.clone(),
-            level3: grid.level3,
-            level3_name: h.level3.get(&grid.level3)?.clone(),
+            community_name: self.communities.get(&code.community())?.clone(),
+            level3,
+            level3_name: self.level3.get(&level3)?.clone(),
         })
     }
 }
