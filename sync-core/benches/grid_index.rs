@@ -88,7 +88,7 @@ fn city_geojson() -> Vec<u8> {
 }
 
 /// Uniform random GCJ-02 points over the bounding box of all grids.
-fn random_points(index: &GridIndex, set: &GridSet) -> Vec<LonLat> {
+fn random_points(set: &GridSet) -> Vec<LonLat> {
     let (mut min, mut max) = ([f64::MAX; 2], [f64::MIN; 2]);
     for grid in set.grids() {
         for polygon in grid.geometry.iter() {
@@ -98,7 +98,6 @@ fn random_points(index: &GridIndex, set: &GridSet) -> Vec<LonLat> {
             }
         }
     }
-    let _ = index;
     let mut rng = Rng(20_261_127);
     (0..POINTS)
         .map(|_| LonLat {
@@ -156,7 +155,7 @@ fn benches(c: &mut Criterion) {
     let build_once = started.elapsed();
     let index_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
 
-    let points = random_points(&index, &set);
+    let points = random_points(&set);
     write_points(&points);
     let inside = points
         .iter()
