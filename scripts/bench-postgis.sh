@@ -6,24 +6,25 @@
 # postgres). Uses (drops and recreates) the database wangge_bench.
 #
 # Inputs (relative to the repo root, overridable by env vars):
-#   GRIDS   GeoJSON FeatureCollection of unit grids, properties.code  [target/bench-data/city.geojson]
-#   POINTS  CSV "lat,lon" lines, no header                            [target/bench-data/points-gcj02.csv]
+#   OUT     folder for inputs and outputs                             [target/bench-data/city]
+#   GRIDS   GeoJSON FeatureCollection of unit grids, properties.code  [$OUT/grids.geojson]
+#   POINTS  CSV "lat,lon" lines, no header                            [$OUT/points-gcj02.csv]
 #   GIST_BUFFERING  GiST build option, on|auto (see below)              [on]
 # Coordinates are taken as plain lon/lat (SRID 4326, planar containment, no datum
 # conversion: grids and points are both GCJ-02).
 # Outputs:
-#   target/bench-data/postgis-result.json  one-line JSON summary
-#   target/bench-data/postgis-codes.csv    "id,code" per point, no header, ordered by id;
+#   $OUT/postgis-result.json  one-line JSON summary
+#   $OUT/postgis-codes.csv    "id,code" per point, no header, ordered by id;
 #                                          id = 1-based line number in POINTS, code empty if
 #                                          no grid contains the point (ST_Contains excludes
 #                                          boundaries; the smallest code wins on overlaps)
-#   target/bench-data/postgis-plan.txt     EXPLAIN ANALYZE of the warm-up run
+#   $OUT/postgis-plan.txt     EXPLAIN ANALYZE of the warm-up run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-GRIDS=${GRIDS:-target/bench-data/city.geojson}
-POINTS=${POINTS:-target/bench-data/points-gcj02.csv}
-OUT=target/bench-data
+OUT=${OUT:-target/bench-data/city}
+GRIDS=${GRIDS:-$OUT/grids.geojson}
+POINTS=${POINTS:-$OUT/points-gcj02.csv}
 DB=wangge_bench
 RUNS=3
 # GiST build mode: "on" = classic split-based build (slower to build, but here ~30%

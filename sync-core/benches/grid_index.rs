@@ -1,11 +1,12 @@
-//! Grid index benchmarks on the whole city (~760k unit grids): GeoJSON parse (reported
-//! once), index build, index memory (counting allocator), and locating one point.
+//! Grid index benchmarks: GeoJSON parse (reported once), index build, index memory
+//! (counting allocator), and locating one point, on the whole city (~760k unit grids,
+//! the default) or the six urban districts (`WANGGE_BENCH_SET=urban`, ~110k).
 //!
-//! Data lives in `target/bench-data/` (override with `WANGGE_BENCH_DATA`): the city's
-//! grids are generated from `data/` when missing, and the 100k random points that the
-//! PostGIS peer (`scripts/bench-postgis.sh`) also answers are written to
-//! `points-gcj02.csv`. When `postgis-codes.csv` from that script is present, the answers
-//! are cross-checked. Run everything with `scripts/bench-grid-index.sh`.
+//! Data lives in `target/bench-data/<set>/`: the grids (`grids.geojson`) are generated
+//! from `data/` when missing, and the 100k random points that the PostGIS peer
+//! (`scripts/bench-postgis.sh`) also answers are written to `points-gcj02.csv`. When
+//! `postgis-codes.csv` from that script is present, every answer is cross-checked. Run
+//! everything with `scripts/bench-grid-index.sh`.
 
 #![allow(unsafe_code)] // the counting allocator below
 
@@ -20,7 +21,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use wangge_sync_core::geo::{Crs, LonLat, gcj02_to_wgs84};
 use wangge_sync_core::grid::generate::{GenerateOptions, generate};
 use wangge_sync_core::grid::geojson::{read_districts, read_grids, write_grids};
-use wangge_sync_core::grid::{GridIndex, GridSet};
+use wangge_sync_core::grid::{DistrictCode, GridIndex, GridSet};
 
 /// Counts live heap bytes, so the index's real footprint (R-tree nodes included) is known.
 struct Counting;
@@ -47,12 +48,16 @@ static ALLOCATOR: Counting = Counting;
 
 const POINTS: usize = 100_000;
 
+/// 中原, 二七, 管城, 金水, 上街, 惠济.
+const URBAN_DISTRICTS: [u32; 6] = [410102, 410103, 410104, 410105, 410106, 410108];
+
+/// `city` or `urban`, from `WANGGE_BENCH_SET`.
+fn bench_set() -> String {
+    std::env::var("WANGGE_BENCH_SET").unwrap_or_else(|_| "city".into())
+}
+
 fn data_dir() -> PathBuf {
-    std::env::var_os("WANGGE_BENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-data"))
-        })
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-data")).join(bench_set())
 }
 
 /// splitmix64: deterministic points, the same on every run and for the PostGIS peer.
@@ -67,8 +72,8 @@ impl Rng {
     }
 }
 
-fn city_geojson() -> Vec<u8> {
-    let path = data_dir().join("city.geojson");
+fn grids_geojson() -> Vec<u8> {
+    let path = data_dir().join("grids.geojson");
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes;
     }
@@ -78,12 +83,26 @@ fn city_geojson() -> Vec<u8> {
     ))
     .expect("data/zhengzhou-districts.geojson");
     let districts = read_districts(&districts).expect("districts");
-    let set =
-        generate(&districts, None, GenerateOptions::default(), &mut |_| {}).expect("generate");
+    let urban: Vec<DistrictCode> = URBAN_DISTRICTS
+        .iter()
+        .map(|a| DistrictCode::new(*a).expect("urban adcode"))
+        .collect();
+    let selected = match bench_set().as_str() {
+        "city" => None,
+        "urban" => Some(urban.as_slice()),
+        other => panic!("WANGGE_BENCH_SET must be city or urban, not {other:?}"),
+    };
+    let set = generate(
+        &districts,
+        selected,
+        GenerateOptions::default(),
+        &mut |_| {},
+    )
+    .expect("generate");
     let mut bytes = Vec::new();
     write_grids(&set, &mut bytes).expect("write");
     std::fs::create_dir_all(data_dir()).expect("bench data dir");
-    std::fs::write(&path, &bytes).expect("write city.geojson");
+    std::fs::write(&path, &bytes).expect("write grids.geojson");
     bytes
 }
 
@@ -141,9 +160,9 @@ fn cross_check(index: &GridIndex, points: &[LonLat]) -> Option<(usize, usize)> {
 }
 
 fn benches(c: &mut Criterion) {
-    let bytes = city_geojson();
+    let bytes = grids_geojson();
     let started = Instant::now();
-    let set = read_grids(&bytes).expect("city grids");
+    let set = read_grids(&bytes).expect("bench grids");
     let parse = started.elapsed();
     drop(bytes);
 
@@ -177,7 +196,7 @@ fn benches(c: &mut Criterion) {
     eprintln!("grid index: {report}");
     std::fs::write(data_dir().join("grid-index-report.json"), &report).expect("report");
 
-    let mut group = c.benchmark_group("grid_index_city");
+    let mut group = c.benchmark_group(format!("grid_index_{}", bench_set()));
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
@@ -191,7 +210,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let wgs: Vec<LonLat> = points.iter().map(|p| gcj02_to_wgs84(*p)).collect();
-    let mut group = c.benchmark_group("grid_index_city_locate");
+    let mut group = c.benchmark_group(format!("grid_index_{}_locate", bench_set()));
     group.bench_function("locate_one_gcj02", |b| {
         let mut i = 0;
         b.iter(|| {

@@ -245,8 +245,9 @@ pub fn generate(
     let lattice = Lattice::covering(boundaries, options.cell_metres)?;
     let chosen: Vec<&DistrictBoundary> = match selected {
         None => boundaries.iter().collect(),
-        Some(codes) => codes
-            .iter()
+        // A district named twice is cut once.
+        Some(codes) => BTreeSet::from_iter(codes)
+            .into_iter()
             .map(|code| {
                 boundaries
                     .iter()
