@@ -49,6 +49,22 @@ fn run(args: &[&str]) -> Output {
     wangge().args(args).output().expect("running wangge")
 }
 
+/// `wangge grid locate --grids GRIDS --lat LAT --lon LON [extra…]`.
+fn locate(grids: &Path, lat: &str, lon: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "grid",
+        "locate",
+        "--grids",
+        path(grids),
+        "--lat",
+        lat,
+        "--lon",
+        lon,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -92,18 +108,12 @@ fn generate_writes_a_complete_grid_file() {
 fn locate_prints_the_grid_and_all_its_levels() {
     let g = shangjie();
     let (p, code) = a_grid_interior(&g.grids, 1234);
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&g.grids),
-        "--lat",
+    let out = locate(
+        &g.grids,
         &p.lat.to_string(),
-        "--lon",
         &p.lon.to_string(),
-        "--crs",
-        "gcj02",
-    ]);
+        &["--crs", "gcj02"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
     assert_eq!(json["code"], code.as_str());
@@ -124,16 +134,7 @@ fn locate_prints_the_grid_and_all_its_levels() {
 
     // The same place as a phone reports it (WGS-84, the default datum).
     let gps = gcj02_to_wgs84(p);
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&g.grids),
-        "--lat",
-        &gps.lat.to_string(),
-        "--lon",
-        &gps.lon.to_string(),
-    ]);
+    let out = locate(&g.grids, &gps.lat.to_string(), &gps.lon.to_string(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
     assert_eq!(json["code"], code.as_str());
@@ -142,16 +143,7 @@ fn locate_prints_the_grid_and_all_its_levels() {
 #[test]
 fn a_point_outside_every_grid_exits_with_1() {
     let g = shangjie();
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&g.grids),
-        "--lat",
-        "39.915",
-        "--lon",
-        "116.404",
-    ]);
+    let out = locate(&g.grids, "39.915", "116.404", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("outside every grid"),
@@ -234,16 +226,7 @@ fn bad_inputs_get_clear_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broken = dir.path().join("broken.geojson");
     std::fs::write(&broken, "{\"type\":\"FeatureCollection\",\"features\":[").expect("write");
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&broken),
-        "--lat",
-        "34.8",
-        "--lon",
-        "113.3",
-    ]);
+    let out = locate(&broken, "34.8", "113.3", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("malformed GeoJSON"),
@@ -251,16 +234,7 @@ fn bad_inputs_get_clear_errors() {
         stderr(&out)
     );
 
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&dir.path().join("missing.geojson")),
-        "--lat",
-        "1",
-        "--lon",
-        "1",
-    ]);
+    let out = locate(&dir.path().join("missing.geojson"), "1", "1", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.geojson"), "{}", stderr(&out));
 
@@ -296,16 +270,7 @@ fn bad_inputs_get_clear_errors() {
     assert!(!dir.path().join("x.geojson").exists());
 
     let g = shangjie();
-    let out = run(&[
-        "grid",
-        "locate",
-        "--grids",
-        path(&g.grids),
-        "--lat",
-        "NaN",
-        "--lon",
-        "113.3",
-    ]);
+    let out = locate(&g.grids, "NaN", "113.3", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("latitude"), "{}", stderr(&out));
 }
