@@ -46,7 +46,9 @@ static SHANGJIE_GRIDS: LazyLock<GridSet> = LazyLock::new(|| generate_only(&[SHAN
 
 /// A grid that is one whole lattice cell (not clipped, not grown by a sliver).
 fn whole_cell(grid: &wangge_sync_core::grid::UnitGrid) -> Option<geo::Rect<f64>> {
-    let lattice = Lattice::covering(&DISTRICTS, 100.0).expect("lattice");
+    static LATTICE: LazyLock<Lattice> =
+        LazyLock::new(|| Lattice::covering(&DISTRICTS, 100.0).expect("lattice"));
+    let lattice = &*LATTICE;
     let [polygon] = grid.geometry.0.as_slice() else {
         return None;
     };

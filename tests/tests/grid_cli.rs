@@ -21,16 +21,7 @@ fn shangjie() -> &'static Generated {
     GENERATED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let grids = dir.path().join("shangjie.geojson");
-        let out = run(&[
-            "grid",
-            "generate",
-            "--districts",
-            path(&districts_file()),
-            "--adcodes",
-            "410106",
-            "--out",
-            path(&grids),
-        ]);
+        let out = generate("410106", &grids);
         assert!(out.status.success(), "generate failed: {}", stderr(&out));
         assert!(
             stderr(&out).contains("unit grids in 1 districts"),
@@ -47,6 +38,20 @@ fn path(p: &Path) -> &str {
 
 fn run(args: &[&str]) -> Output {
     wangge().args(args).output().expect("running wangge")
+}
+
+/// `wangge grid generate --districts <the real file> --adcodes ADCODES --out OUT`.
+fn generate(adcodes: &str, out: &Path) -> Output {
+    run(&[
+        "grid",
+        "generate",
+        "--districts",
+        path(&districts_file()),
+        "--adcodes",
+        adcodes,
+        "--out",
+        path(out),
+    ])
 }
 
 /// `wangge grid locate --grids GRIDS --lat LAT --lon LON [extra…]`.
@@ -238,16 +243,7 @@ fn bad_inputs_get_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.geojson"), "{}", stderr(&out));
 
-    let out = run(&[
-        "grid",
-        "generate",
-        "--districts",
-        path(&districts_file()),
-        "--adcodes",
-        "410199",
-        "--out",
-        path(&dir.path().join("x.geojson")),
-    ]);
+    let out = generate("410199", &dir.path().join("x.geojson"));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("410199 is not in the districts file"),
@@ -255,16 +251,7 @@ fn bad_inputs_get_clear_errors() {
         stderr(&out)
     );
 
-    let out = run(&[
-        "grid",
-        "generate",
-        "--districts",
-        path(&districts_file()),
-        "--adcodes",
-        "41010",
-        "--out",
-        path(&dir.path().join("x.geojson")),
-    ]);
+    let out = generate("41010", &dir.path().join("x.geojson"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("41010"), "{}", stderr(&out));
     assert!(!dir.path().join("x.geojson").exists());
