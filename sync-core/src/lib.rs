@@ -3,6 +3,8 @@
 //! No I/O, no clock, no threads: callers pass bytes and time in. See ARCHITECTURE.md.
 
 pub mod calendar;
+pub mod case;
 pub mod catalog;
 pub mod geo;
 pub mod grid;
+pub mod role;
