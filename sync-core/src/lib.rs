@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod case;
 pub mod catalog;
+pub mod document;
 pub mod geo;
 pub mod grid;
 pub mod role;

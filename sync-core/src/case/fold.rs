@@ -25,9 +25,10 @@ use automerge::{ObjType, ROOT, ReadDoc};
 use chrono::{DateTime, Utc};
 
 use super::entry::{Action, ActionName, EntryError, StoredEntry, TimelineEntry};
-use super::{CaseDocument, CaseRecord, DocProblem, key};
+use super::{CaseDocument, CaseRecord, key};
 use crate::calendar::WorkCalendar;
 use crate::catalog::{Catalog, Limits, Step, TeamId, TimeLimit};
+use crate::document::DocProblem;
 use crate::role::{Level, Role};
 
 /// What the fold needs besides the document: the catalogue (time limits per
@@ -646,7 +647,7 @@ fn read_entry(
     index: usize,
 ) -> Result<TimelineEntry, IgnoredReason> {
     let stored: StoredEntry = autosurgeon::hydrate_prop(doc, timeline, index)
-        .map_err(|e| EntryError::Malformed(super::describe(&e)))?;
+        .map_err(|e| EntryError::Malformed(crate::document::describe(&e)))?;
     let entry = stored.parse()?;
     if let Ok(Some((_, automerge::ObjId::Id(_, actor, _)))) = doc.get(timeline, index) {
         let actual = actor.to_hex_string();

@@ -35,17 +35,19 @@ mod tests;
 #[allow(clippy::unwrap_used)]
 mod convergence_tests;
 
-use automerge::{ActorId, Automerge, ObjId, ObjType, ROOT, ReadDoc, transaction::Transactable};
-use autosurgeon::{Hydrate, HydrateError, MaybeMissing, Reconcile, hydrate_prop, reconcile_prop};
+use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use autosurgeon::{Hydrate, MaybeMissing, Reconcile, hydrate_prop, reconcile_prop};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{CategoryCode, Kind};
+use crate::document::{DeviceIdError, InvalidPosition, actor_id, describe};
 use crate::grid::GridCode;
 use crate::role::{Actor, check_user_id};
 
+pub use crate::document::{DocProblem, Position, Violation, ViolationKind, WriteRefused};
+
 pub use entry::{Action, ActionName, EntryError, TimelineEntry};
 pub use fold::{CaseView, IgnoredReason, Outcome, Status, StepRecord, WorkflowContext};
-pub use rules::{Violation, ViolationKind, WriteRefused};
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -137,35 +139,6 @@ impl Source {
 
     fn parse(text: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// A WGS-84 position as a phone reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Hydrate, Reconcile)]
-pub struct Position {
-    /// Longitude, degrees east.
-    pub lon: f64,
-    /// Latitude, degrees north.
-    pub lat: f64,
-    /// Reported accuracy (radius), metres.
-    #[autosurgeon(missing = "Option::default")]
-    pub accuracy_m: Option<f64>,
-}
-
-impl Position {
-    fn check(&self) -> Result<(), CaseError> {
-        let valid = self.lon.is_finite()
-            && self.lat.is_finite()
-            && (-180.0..=180.0).contains(&self.lon)
-            && (-90.0..=90.0).contains(&self.lat)
-            && self.accuracy_m.is_none_or(|a| a.is_finite() && a >= 0.0);
-        if valid {
-            Ok(())
-        } else {
-            Err(CaseError::Invalid(format!(
-                "position {self:?} is not a WGS-84 longitude/latitude"
-            )))
-        }
     }
 }
 
@@ -330,16 +303,6 @@ pub struct NewCase {
     pub caller: Option<Caller>,
 }
 
-/// Something wrong with the document itself (not with a timeline entry, which
-/// the fold reports per entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocProblem {
-    /// The path, e.g. `category` or `photos/2`.
-    pub path: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
 /// The fields of a case as read from its document, with what was wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -387,6 +350,12 @@ pub enum CaseError {
     /// An argument is not valid (a bad hash, a position out of range, …).
     #[error("{0}")]
     Invalid(String),
+    /// A position out of range.
+    #[error(transparent)]
+    Position(#[from] InvalidPosition),
+    /// An actor's device id is not an Automerge actor id.
+    #[error(transparent)]
+    Device(#[from] DeviceIdError),
     /// The document was written by a newer version of wangge; update the app.
     #[error("case document has schema version {found}; this version writes {SCHEMA_VERSION}")]
     NewerSchema {
@@ -408,20 +377,6 @@ pub enum CaseError {
 
 fn am_error(e: impl std::fmt::Display) -> CaseError {
     CaseError::Automerge(e.to_string())
-}
-
-/// Parses a device's actor id from its hex form.
-pub fn actor_id(device: &str) -> Result<ActorId, CaseError> {
-    let bytes = (device.len().is_multiple_of(2) && !device.is_empty())
-        .then(|| {
-            (0..device.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(device.get(i..i + 2)?, 16).ok())
-                .collect::<Option<Vec<u8>>>()
-        })
-        .flatten()
-        .ok_or_else(|| CaseError::Invalid(format!("device {device:?} is not a hex actor id")))?;
-    Ok(ActorId::from(bytes))
 }
 
 /// A case document: an Automerge document with the layout above.
@@ -921,12 +876,5 @@ impl Reader<'_> {
             }
         }
         photos
-    }
-}
-
-pub(crate) fn describe(error: &HydrateError) -> String {
-    match error {
-        HydrateError::Unexpected(unexpected) => format!("wrong type: {unexpected}"),
-        other => other.to_string(),
     }
 }

@@ -27,185 +27,18 @@
 //! Whether an appended action is allowed in the workflow is not a write rule: the
 //! fold decides it, identically on every replica, and ignores it with a reason.
 
-use std::fmt;
-
 use automerge::{
-    Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc,
+    Automerge, Change, ChangeHash, ObjId, ReadDoc,
     patches::{Patch, PatchAction},
 };
 
 use super::entry::{ActionName, StoredEntry};
 use super::{StoredPhoto, key};
+use crate::document::{
+    ChangeEffect, Violation, ViolationKind, WriteRefused, describe, describe_obj, effects, locate,
+    object_at, string_at,
+};
 use crate::role::{Actor, Role};
-
-/// Why a batch of changes was refused: every violation found, each naming its path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("changes to document {doc} refused: {}", list(.violations))]
-pub struct WriteRefused {
-    /// The document (case id, or `?` when unknown).
-    pub doc: String,
-    /// What was wrong.
-    pub violations: Vec<Violation>,
-}
-
-fn list(violations: &[Violation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {kind}")]
-pub struct Violation {
-    /// The path written, e.g. `timeline/3/action`; empty for a whole change.
-    pub path: String,
-    /// What rule it breaks.
-    pub kind: ViolationKind,
-}
-
-/// The rules a change can break.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ViolationKind {
-    /// The change was made by another device than the writer's.
-    #[error("change by actor {actor}, not by the writer's device")]
-    ForeignActor {
-        /// The change's actor (hex).
-        actor: String,
-    },
-    /// Automerge could not apply the changes.
-    #[error("changes cannot be applied: {0}")]
-    Undecodable(String),
-    /// The change depends on changes neither stored nor in the batch.
-    #[error("change depends on changes that are not known")]
-    MissingDependencies,
-    /// A field that is fixed when the case is created.
-    #[error("field is fixed when the case is created")]
-    Immutable,
-    /// The writer's role may not write this path.
-    #[error("a {} may not write this", .role.as_str())]
-    RoleMayNotWrite {
-        /// The writer's role.
-        role: Role,
-    },
-    /// An existing timeline entry edited, deleted, or an entry inserted before it.
-    #[error("timeline entries are append-only")]
-    TimelineRewrite,
-    /// An existing photo entry edited.
-    #[error("photo entries are not edited")]
-    PhotoRewrite,
-    /// A photo added by someone else removed.
-    #[error("only the user who added a photo may remove it")]
-    NotOwnPhoto,
-    /// A new entry or photo claims someone other than the writer.
-    #[error("{field} does not match the writer")]
-    ClaimMismatch {
-        /// The claimed field.
-        field: &'static str,
-    },
-    /// A new timeline entry or photo that cannot be read.
-    #[error("malformed: {0}")]
-    Malformed(String),
-    /// A root key this schema does not have.
-    #[error("unknown field")]
-    UnknownField,
-}
-
-/// A change's effect, as patches against the document at its dependencies.
-pub(crate) struct ChangeEffect {
-    pub hash: ChangeHash,
-    pub deps: Vec<ChangeHash>,
-    pub patches: Vec<Patch>,
-    actor: automerge::ActorId,
-    ops: std::ops::Range<u64>,
-}
-
-impl ChangeEffect {
-    /// Whether `obj` was created by this change (so writing inside it is part of
-    /// creating it, not an edit of something that existed).
-    pub fn created(&self, obj: &ObjId) -> bool {
-        match obj {
-            ObjId::Id(counter, actor, _) => *actor == self.actor && self.ops.contains(counter),
-            ObjId::Root => false,
-        }
-    }
-}
-
-/// Applies `changes` to a copy of `base` and computes each change's own effect.
-/// Refuses changes not made by `device`, undecodable ones and ones with unknown
-/// dependencies.
-pub(crate) fn effects(
-    base: &Automerge,
-    changes: &[Change],
-    device: &str,
-) -> Result<(Automerge, Vec<ChangeEffect>), Vec<Violation>> {
-    let mut violations = Vec::new();
-    for change in changes {
-        let actor = change.actor_id().to_hex_string();
-        if !actor.eq_ignore_ascii_case(device) {
-            violations.push(Violation {
-                path: String::new(),
-                kind: ViolationKind::ForeignActor { actor },
-            });
-        }
-    }
-    if !violations.is_empty() {
-        return Err(violations);
-    }
-    let mut candidate = base.clone();
-    if let Err(e) = candidate.apply_changes(changes.iter().cloned()) {
-        return Err(vec![Violation {
-            path: String::new(),
-            kind: ViolationKind::Undecodable(e.to_string()),
-        }]);
-    }
-    let mut effects = Vec::with_capacity(changes.len());
-    for change in changes {
-        if candidate.get_change_by_hash(&change.hash()).is_none() {
-            return Err(vec![Violation {
-                path: String::new(),
-                kind: ViolationKind::MissingDependencies,
-            }]);
-        }
-        let start = change.start_op().get();
-        let len = u64::try_from(change.len()).unwrap_or(u64::MAX);
-        effects.push(ChangeEffect {
-            hash: change.hash(),
-            deps: change.deps().to_vec(),
-            patches: candidate.diff(change.deps(), &[change.hash()]),
-            actor: change.actor_id().clone(),
-            ops: start..start.saturating_add(len),
-        });
-    }
-    Ok((candidate, effects))
-}
-
-/// The root key a patch writes under, and the full path as text.
-pub(crate) fn locate(patch: &Patch) -> (Option<String>, String) {
-    let mut parts: Vec<String> = patch.path.iter().map(|(_, prop)| prop_text(prop)).collect();
-    match &patch.action {
-        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => parts.push(key.clone()),
-        PatchAction::PutSeq { index, .. }
-        | PatchAction::Insert { index, .. }
-        | PatchAction::SpliceText { index, .. }
-        | PatchAction::DeleteSeq { index, .. } => parts.push(index.to_string()),
-        PatchAction::Increment { prop, .. } | PatchAction::Conflict { prop } => {
-            parts.push(prop_text(prop));
-        }
-        PatchAction::Mark { .. } => {}
-    }
-    let root = parts.first().cloned();
-    (root, parts.join("/"))
-}
-
-fn prop_text(prop: &Prop) -> String {
-    match prop {
-        Prop::Map(key) => key.clone(),
-        Prop::Seq(index) => index.to_string(),
-    }
-}
 
 /// Whether `obj` is `list` itself (the patch is on the list, not inside an item).
 fn is_on(patch: &Patch, list: &Option<ObjId>) -> bool {
@@ -223,23 +56,6 @@ fn added_by_at(
         return None;
     };
     match doc.get_at(&photo, "added_by", heads) {
-        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
-            automerge::ScalarValue::Str(text) => Some(text.to_string()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn object_at(doc: &Automerge, name: &str, heads: &[ChangeHash]) -> Option<ObjId> {
-    match doc.get_at(ROOT, name, heads) {
-        Ok(Some((automerge::Value::Object(_), id))) => Some(id),
-        _ => None,
-    }
-}
-
-fn string_at(doc: &Automerge, name: &str, heads: &[ChangeHash]) -> Option<String> {
-    match doc.get_at(ROOT, name, heads) {
         Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
             automerge::ScalarValue::Str(text) => Some(text.to_string()),
             _ => None,
@@ -452,7 +268,7 @@ fn check_claims(
         let path = format!("{}/{}", key::TIMELINE, describe_obj(id));
         let stored: Result<StoredEntry, _> = autosurgeon::hydrate::Hydrate::hydrate_map(doc, id);
         let entry = match stored
-            .map_err(|e| super::describe(&e))
+            .map_err(|e| describe(&e))
             .and_then(|s| s.parse().map_err(|e| e.to_string()))
         {
             Ok(entry) => entry,
@@ -486,10 +302,7 @@ fn check_claims(
     for id in new_photos {
         let path = format!("{}/{}", key::PHOTOS, describe_obj(id));
         let stored: Result<StoredPhoto, _> = autosurgeon::hydrate::Hydrate::hydrate_map(doc, id);
-        match stored
-            .map_err(|e| super::describe(&e))
-            .and_then(|s| s.parse())
-        {
+        match stored.map_err(|e| describe(&e)).and_then(|s| s.parse()) {
             Ok(photo) if photo.added_by == writer.user => {}
             Ok(_) => violations.push(Violation {
                 path: format!("{path}/added_by"),
@@ -500,19 +313,5 @@ fn check_claims(
                 kind: ViolationKind::Malformed(reason),
             }),
         }
-    }
-}
-
-/// A new object named by its operation id (its index may have moved).
-fn describe_obj(id: &ObjId) -> String {
-    match id {
-        ObjId::Id(counter, actor, _) => format!("{counter}@{}", actor.to_hex_string()),
-        ObjId::Root => "root".to_owned(),
-    }
-}
-
-impl fmt::Display for ChangeEffect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "change {}", self.hash)
     }
 }
