@@ -126,9 +126,11 @@ pub enum ViolationKind {
         /// The writer's role.
         role: Role,
     },
-    /// An existing timeline entry edited, deleted, or an entry inserted before it.
-    #[error("timeline entries are append-only")]
-    TimelineRewrite,
+    /// An entry of an append-only list (a case's timeline, a patrol log's
+    /// check-ins, track, cases found and reviews) edited, deleted, or an entry
+    /// inserted before it.
+    #[error("this list is append-only: entries are never edited, deleted or inserted before")]
+    AppendOnly,
     /// An existing photo entry edited.
     #[error("photo entries are not edited")]
     PhotoRewrite,
@@ -149,30 +151,48 @@ pub enum ViolationKind {
     UnknownField,
 }
 
-/// A change's effect, as patches against the document at its dependencies.
+/// A change's effect, seen two ways: as patches against the document at its
+/// dependencies (what became visible: insertions and their positions), and as the
+/// change's own operations on objects that existed before it (every write, even one
+/// that changes nothing visible, such as putting a value that is already there).
 pub(crate) struct ChangeEffect {
     pub hash: ChangeHash,
     pub deps: Vec<ChangeHash>,
     pub patches: Vec<Patch>,
-    actor: automerge::ActorId,
-    ops: std::ops::Range<u64>,
+    pub existing_writes: Vec<ExistingWrite>,
 }
 
-impl ChangeEffect {
-    /// Whether `obj` was created by this change (so writing inside it is part of
-    /// creating it, not an edit of something that existed).
-    pub fn created(&self, obj: &ObjId) -> bool {
-        match obj {
-            ObjId::Id(counter, actor, _) => *actor == self.actor && self.ops.contains(counter),
-            ObjId::Root => false,
-        }
-    }
+/// Where in the document an operation on something that existed before the change
+/// writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// A key of the root map.
+    Root,
+    /// An element of a top-level list or text (put, delete, or insert).
+    Element,
+    /// Inside a top-level map (e.g. `location`) or inside an item of a list.
+    Nested,
+}
+
+/// One operation of a change on an object that existed before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExistingWrite {
+    /// The root key it is under.
+    pub root: String,
+    /// The path, e.g. `timeline/0/action`.
+    pub path: String,
+    /// How deep.
+    pub depth: Depth,
+    /// Whether it inserts into a list or text (rather than putting or deleting).
+    pub insert: bool,
+    /// Whether it deletes.
+    pub delete: bool,
 }
 
 /// Applies `changes` to a copy of `base` and computes each change's own effect.
 /// Refuses changes not made by `device`, undecodable ones and ones with unknown
 /// dependencies.
-pub(crate) fn effects(
+fn effects(
     base: &Automerge,
     changes: &[Change],
     device: &str,
@@ -207,15 +227,114 @@ pub(crate) fn effects(
         }
         let start = change.start_op().get();
         let len = u64::try_from(change.len()).unwrap_or(u64::MAX);
+        let ops = start..start.saturating_add(len);
+        let existing_writes = existing_writes(&candidate, change, &ops)?;
         effects.push(ChangeEffect {
             hash: change.hash(),
             deps: change.deps().to_vec(),
             patches: candidate.diff(change.deps(), &[change.hash()]),
-            actor: change.actor_id().clone(),
-            ops: start..start.saturating_add(len),
+            existing_writes,
         });
     }
     Ok((candidate, effects))
+}
+
+/// Runs a document type's write rules on a batch: computes each change's effect
+/// (refusing foreign, undecodable and orphan changes first), lets `check` list the
+/// violations, and names the document (its root `id`) in the refusal.
+pub(crate) fn judge_changes(
+    base: &Automerge,
+    changes: &[Change],
+    device: &str,
+    check: impl FnOnce(&Automerge, &[ChangeEffect]) -> Vec<Violation>,
+) -> Result<(), WriteRefused> {
+    let doc_id = |doc: &Automerge| string_at(doc, "id", &doc.get_heads());
+    let refuse = |doc: Option<String>, violations: Vec<Violation>| WriteRefused {
+        doc: doc.unwrap_or_else(|| "?".to_owned()),
+        violations,
+    };
+    let (candidate, effects) =
+        effects(base, changes, device).map_err(|v| refuse(doc_id(base), v))?;
+    let violations = check(&candidate, &effects);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(refuse(
+            doc_id(base).or_else(|| doc_id(&candidate)),
+            violations,
+        ))
+    }
+}
+
+/// Adds `violation` unless the same one is already listed.
+pub(crate) fn push_unique(violations: &mut Vec<Violation>, violation: Violation) {
+    if !violations.contains(&violation) {
+        violations.push(violation);
+    }
+}
+
+/// The operations of `change` (already applied to `doc`) on objects it did not create.
+fn existing_writes(
+    doc: &Automerge,
+    change: &Change,
+    created: &std::ops::Range<u64>,
+) -> Result<Vec<ExistingWrite>, Vec<Violation>> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let undecodable = |reason: String| {
+        vec![Violation {
+            path: String::new(),
+            kind: ViolationKind::Undecodable(reason),
+        }]
+    };
+    let heads = [change.hash()];
+    let mut writes = Vec::new();
+    for op in change.decode().operations {
+        let delete = matches!(op.action, OpType::Delete);
+        let (root, path, depth) = match &op.obj {
+            ObjectId::Root => match &op.key {
+                Key::Map(key) => (key.to_string(), key.to_string(), Depth::Root),
+                Key::Seq(_) => return Err(undecodable("a list operation on the root map".into())),
+            },
+            ObjectId::Id(id) if id.1 == *change.actor_id() && created.contains(&id.0) => continue,
+            ObjectId::Id(id) => {
+                // `import_obj` is how Automerge turns an operation id into the handle
+                // its read API takes.
+                let obj = doc
+                    .import_obj(&format!("{}@{}", id.0, id.1.to_hex_string()))
+                    .map_err(|e| undecodable(e.to_string()))?;
+                let parents = doc
+                    .parents_at(&obj, &heads)
+                    .map_err(|e| undecodable(e.to_string()))?;
+                let mut parts: Vec<String> = parents
+                    .path()
+                    .iter()
+                    .map(|(_, prop)| prop_text(prop))
+                    .collect();
+                let Some(root) = parts.first().cloned() else {
+                    return Err(undecodable(
+                        "an operation on an object outside the root".into(),
+                    ));
+                };
+                let depth = if parts.len() == 1 && matches!(op.key, Key::Seq(_)) {
+                    Depth::Element
+                } else {
+                    Depth::Nested
+                };
+                if let Key::Map(key) = &op.key {
+                    parts.push(key.to_string());
+                }
+                (root, parts.join("/"), depth)
+            }
+        };
+        writes.push(ExistingWrite {
+            root,
+            path,
+            depth,
+            insert: op.insert,
+            delete,
+        });
+    }
+    Ok(writes)
 }
 
 /// The root key a patch writes under, and the full path as text.

@@ -8,4 +8,5 @@ pub mod catalog;
 pub mod document;
 pub mod geo;
 pub mod grid;
+pub mod patrol;
 pub mod role;

@@ -35,8 +35,8 @@ use automerge::{
 use super::entry::{ActionName, StoredEntry};
 use super::{StoredPhoto, key};
 use crate::document::{
-    ChangeEffect, Violation, ViolationKind, WriteRefused, describe, describe_obj, effects, locate,
-    object_at, string_at,
+    ChangeEffect, Depth, Violation, ViolationKind, WriteRefused, describe, describe_obj,
+    judge_changes, locate, object_at, push_unique, string_at,
 };
 use crate::role::{Actor, Role};
 
@@ -102,41 +102,29 @@ pub fn check_case_changes(
     changes: &[Change],
     writer: &Actor,
 ) -> Result<(), WriteRefused> {
-    let mut doc_id = string_at(base, key::ID, &base.get_heads());
-    let refuse = |doc: Option<String>, violations: Vec<Violation>| WriteRefused {
-        doc: doc.unwrap_or_else(|| "?".to_owned()),
-        violations,
-    };
-    let (candidate, effects) =
-        effects(base, changes, &writer.device).map_err(|v| refuse(doc_id.clone(), v))?;
-    if doc_id.is_none() {
-        doc_id = string_at(&candidate, key::ID, &candidate.get_heads());
-    }
-    let mut violations = Vec::new();
-    let mut new_entries = Vec::new();
-    let mut new_photos = Vec::new();
-    for effect in &effects {
-        check_effect(
-            &candidate,
-            effect,
+    judge_changes(base, changes, &writer.device, |candidate, effects| {
+        let mut violations = Vec::new();
+        let mut new_entries = Vec::new();
+        let mut new_photos = Vec::new();
+        for effect in effects {
+            check_effect(
+                candidate,
+                effect,
+                writer,
+                &mut violations,
+                &mut new_entries,
+                &mut new_photos,
+            );
+        }
+        check_claims(
+            candidate,
             writer,
+            &new_entries,
+            &new_photos,
             &mut violations,
-            &mut new_entries,
-            &mut new_photos,
         );
-    }
-    check_claims(
-        &candidate,
-        writer,
-        &new_entries,
-        &new_photos,
-        &mut violations,
-    );
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(refuse(doc_id, violations))
-    }
+        violations
+    })
 }
 
 fn check_effect(
@@ -158,94 +146,67 @@ fn check_effect(
         .unwrap_or(0);
     let role = writer.role;
     let mut refuse = |path: &str, kind: ViolationKind| {
-        let violation = Violation {
-            path: path.to_owned(),
-            kind,
-        };
-        if !violations.contains(&violation) {
-            violations.push(violation);
-        }
+        let path = path.to_owned();
+        push_unique(violations, Violation { path, kind });
     };
 
     if creating && !super::fold::allowed(role, ActionName::Report) {
         refuse("", ViolationKind::RoleMayNotWrite { role });
     }
+    // Insertions, from the patches: where they landed and what they added.
     for patch in &effect.patches {
-        let (root, path) = locate(patch);
-        let Some(root) = root else { continue };
-        if !key::ALL.contains(&root.as_str()) {
-            refuse(&path, ViolationKind::UnknownField);
-            continue;
-        }
+        let (_, path) = locate(patch);
         // New timeline entries and photos are collected in every change, the
         // creating one included, so that their claims are checked.
-        if is_on(patch, &timeline) {
-            match &patch.action {
-                PatchAction::Insert { index, values } => {
-                    if !creating && *index < old_timeline_len {
-                        refuse(&path, ViolationKind::TimelineRewrite);
-                    }
-                    new_entries.extend(values.iter().map(|(_, id, _)| id.clone()));
+        match &patch.action {
+            PatchAction::Insert { index, values } if is_on(patch, &timeline) => {
+                if !creating && *index < old_timeline_len {
+                    refuse(&path, ViolationKind::AppendOnly);
                 }
-                _ if creating => {}
-                _ => refuse(&path, ViolationKind::TimelineRewrite),
+                new_entries.extend(values.iter().map(|(_, id, _)| id.clone()));
             }
-            continue;
-        }
-        if is_on(patch, &photos) {
-            match &patch.action {
-                PatchAction::Insert { values, .. } => {
-                    new_photos.extend(values.iter().map(|(_, id, _)| id.clone()));
-                }
-                PatchAction::DeleteSeq { index, length } if !creating => {
-                    if let Some(list) = object_at(doc, key::PHOTOS, deps) {
-                        for i in *index..index + length {
-                            if added_by_at(doc, &list, i, deps).as_deref()
-                                != Some(writer.user.as_str())
-                            {
-                                refuse(&path, ViolationKind::NotOwnPhoto);
-                            }
+            PatchAction::Insert { values, .. } if is_on(patch, &photos) => {
+                new_photos.extend(values.iter().map(|(_, id, _)| id.clone()));
+            }
+            PatchAction::DeleteSeq { index, length } if is_on(patch, &photos) && !creating => {
+                if let Some(list) = object_at(doc, key::PHOTOS, deps) {
+                    for i in *index..index + length {
+                        if added_by_at(doc, &list, i, deps).as_deref() != Some(writer.user.as_str())
+                        {
+                            refuse(&path, ViolationKind::NotOwnPhoto);
                         }
                     }
                 }
-                _ if creating => {}
-                _ => refuse(&path, ViolationKind::PhotoRewrite),
             }
+            _ => {}
+        }
+    }
+    // Every operation on what existed before the change, visible or not.
+    for write in &effect.existing_writes {
+        let path = write.path.as_str();
+        if !key::ALL.contains(&write.root.as_str()) {
+            refuse(path, ViolationKind::UnknownField);
             continue;
         }
         if creating {
             continue;
         }
-        let inside_new_object = effect.created(&patch.obj);
-        match root.as_str() {
-            key::TIMELINE if !inside_new_object => refuse(&path, ViolationKind::TimelineRewrite),
-            key::PHOTOS if !inside_new_object => refuse(&path, ViolationKind::PhotoRewrite),
-            key::TIMELINE | key::PHOTOS => {}
-            key::ID
-            | key::KIND
-            | key::REPORTER
-            | key::CREATED_AT
-            | key::SOURCE
-            | key::SOURCE_REF => refuse(&path, ViolationKind::Immutable),
-            key::SCHEMA_VERSION if role != Role::Server => {
-                refuse(&path, ViolationKind::Immutable);
+        match (write.root.as_str(), write.depth) {
+            // Insertions were judged above; deleting a photo is the adder's right,
+            // also judged above.
+            (key::TIMELINE | key::PHOTOS, Depth::Element) if write.insert => {}
+            (key::PHOTOS, Depth::Element) if write.delete => {}
+            (key::TIMELINE, Depth::Element | Depth::Nested) => {
+                refuse(path, ViolationKind::AppendOnly);
             }
-            key::SCHEMA_VERSION => {}
-            // Replacing the description object itself is the schema upgrade.
-            key::DESCRIPTION if patch.path.is_empty() && role != Role::Server => {
-                refuse(&path, ViolationKind::RoleMayNotWrite { role });
+            (key::PHOTOS, Depth::Element | Depth::Nested) => {
+                refuse(path, ViolationKind::PhotoRewrite);
             }
-            key::CATEGORY | key::LOCATION | key::GRID | key::ADDRESS | key::DESCRIPTION => {
-                if !(is_reporter || edits_fields(role)) {
-                    refuse(&path, ViolationKind::RoleMayNotWrite { role });
+            (root, depth) => {
+                if let Some(kind) = field_rule(root, depth, writer.role, is_reporter) {
+                    refuse(path, kind);
                 }
             }
-            key::CALLER => {
-                if !edits_caller(role) {
-                    refuse(&path, ViolationKind::RoleMayNotWrite { role });
-                }
-            }
-            _ => refuse(&path, ViolationKind::UnknownField),
         }
     }
     if creating && reporter.is_some() && !is_reporter {
@@ -253,6 +214,26 @@ fn check_effect(
             key::REPORTER,
             ViolationKind::ClaimMismatch { field: "reporter" },
         );
+    }
+}
+
+/// Who may write a root field (other than the timeline and photos) of an existing case.
+fn field_rule(root: &str, depth: Depth, role: Role, is_reporter: bool) -> Option<ViolationKind> {
+    let refused = Some(ViolationKind::RoleMayNotWrite { role });
+    match root {
+        key::ID | key::KIND | key::REPORTER | key::CREATED_AT | key::SOURCE | key::SOURCE_REF => {
+            Some(ViolationKind::Immutable)
+        }
+        key::SCHEMA_VERSION if role != Role::Server => Some(ViolationKind::Immutable),
+        key::SCHEMA_VERSION => None,
+        // Replacing the description object itself is the schema upgrade.
+        key::DESCRIPTION if depth == Depth::Root && role != Role::Server => refused,
+        key::CATEGORY | key::LOCATION | key::GRID | key::ADDRESS | key::DESCRIPTION => {
+            (!(is_reporter || edits_fields(role)))
+                .then_some(ViolationKind::RoleMayNotWrite { role })
+        }
+        key::CALLER => (!edits_caller(role)).then_some(ViolationKind::RoleMayNotWrite { role }),
+        _ => Some(ViolationKind::UnknownField),
     }
 }
 

@@ -812,7 +812,7 @@ fn a_refusal_names_the_document_and_the_path() {
     assert_eq!(refused.doc, "case-1");
     assert_eq!(refused.violations.len(), 1);
     assert_eq!(refused.violations[0].path, "timeline/0/action");
-    assert_eq!(refused.violations[0].kind, ViolationKind::TimelineRewrite);
+    assert_eq!(refused.violations[0].kind, ViolationKind::AppendOnly);
     let message = refused.to_string();
     assert!(
         message.contains("case-1") && message.contains("timeline/0/action"),
