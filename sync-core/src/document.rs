@@ -210,21 +210,40 @@ fn effects(
     if !violations.is_empty() {
         return Err(violations);
     }
+    let undecodable = |reason: String| {
+        vec![Violation {
+            path: String::new(),
+            kind: ViolationKind::Undecodable(reason),
+        }]
+    };
+    check_sequence(base, changes).map_err(|kind| {
+        vec![Violation {
+            path: String::new(),
+            kind,
+        }]
+    })?;
     let mut candidate = base.clone();
-    if let Err(e) = candidate.apply_changes(changes.iter().cloned()) {
+    // Automerge asserts (panics) on some inconsistencies it does not expect from a
+    // peer; `check_sequence` refuses the ones we know of, and this turns any other
+    // into a refusal instead of a crashed server.
+    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        candidate.apply_changes(changes.iter().cloned())
+    }));
+    match applied {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(undecodable(e.to_string())),
+        Err(_) => return Err(undecodable("automerge refused the changes".to_owned())),
+    }
+    // A change whose dependencies are unknown waits in Automerge's queue: applied
+    // later, unchecked, when they arrive. So it is refused now.
+    if !candidate.get_missing_deps(&[]).is_empty() {
         return Err(vec![Violation {
             path: String::new(),
-            kind: ViolationKind::Undecodable(e.to_string()),
+            kind: ViolationKind::MissingDependencies,
         }]);
     }
     let mut effects = Vec::with_capacity(changes.len());
     for change in changes {
-        if candidate.get_change_by_hash(&change.hash()).is_none() {
-            return Err(vec![Violation {
-                path: String::new(),
-                kind: ViolationKind::MissingDependencies,
-            }]);
-        }
         let start = change.start_op().get();
         let len = u64::try_from(change.len()).unwrap_or(u64::MAX);
         let ops = start..start.saturating_add(len);
@@ -264,6 +283,57 @@ pub(crate) fn judge_changes(
             violations,
         ))
     }
+}
+
+/// Each actor's changes must be numbered 1, 2, 3… without gaps or repeats, counting
+/// those already in `base`; a change carrying an author must be its actor's first.
+/// Automerge assumes this of its peers (it asserts it), so it is checked first.
+pub(crate) fn check_sequence(base: &Automerge, changes: &[Change]) -> Result<(), ViolationKind> {
+    use std::collections::{HashMap, HashSet};
+    let known = base.get_changes(&[]);
+    let known_hashes: HashSet<ChangeHash> = known.iter().map(|c| c.hash()).collect();
+    let mut new: Vec<&Change> = changes
+        .iter()
+        .filter(|c| !known_hashes.contains(&c.hash()))
+        .collect();
+    let mut next: HashMap<&automerge::ActorId, u64> = HashMap::new();
+    for change in &new {
+        next.entry(change.actor_id()).or_insert_with(|| {
+            let count = known
+                .iter()
+                .filter(|k| k.actor_id() == change.actor_id())
+                .count();
+            u64::try_from(count).unwrap_or(u64::MAX).saturating_add(1)
+        });
+    }
+    new.sort_by_key(|c| c.seq());
+    let mut seen = HashSet::new();
+    for change in new {
+        if !seen.insert(change.hash()) {
+            continue;
+        }
+        let expected = next.entry(change.actor_id()).or_insert(1);
+        if change.seq() > *expected {
+            // An earlier change of this actor is neither stored nor in the batch.
+            return Err(ViolationKind::MissingDependencies);
+        }
+        if change.seq() < *expected {
+            return Err(ViolationKind::Undecodable(format!(
+                "change {} of actor {} repeats sequence number {}",
+                change.hash(),
+                change.actor_id(),
+                change.seq()
+            )));
+        }
+        if change.author().is_some() && change.seq() != 1 {
+            return Err(ViolationKind::Undecodable(format!(
+                "change {} carries an author but is not its actor's first",
+                change.hash()
+            )));
+        }
+        *expected += 1;
+    }
+    Ok(())
 }
 
 /// Adds `violation` unless the same one is already listed.

@@ -97,3 +97,152 @@ fn odd_codes_never_panic() {
         let _ = text.parse::<CategoryCode>();
     }
 }
+
+mod documents {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use wangge_sync_core::calendar::WorkCalendar;
+    use wangge_sync_core::case::{
+        Action, CaseDocument, NewCase, Position, Source, WorkflowContext, rules,
+    };
+    use wangge_sync_core::catalog::{Catalog, TeamId};
+    use wangge_sync_core::patrol::{CheckIn, PatrolLog, TrackPoint};
+    use wangge_sync_core::role::{Actor, Role};
+
+    fn actor(n: u32, role: Role, team: Option<&str>, scope: &str) -> Actor {
+        Actor {
+            user: format!("u{n}"),
+            role,
+            team: team.map(|t| TeamId::new(t).expect("team id")),
+            scope: scope.parse().expect("scope"),
+            device: format!("{n:032x}"),
+        }
+    }
+
+    fn case() -> (CaseDocument, Actor) {
+        let officer = actor(
+            1,
+            Role::EnforcementOfficer,
+            Some("enforcement"),
+            "410102001",
+        );
+        let acceptor = actor(2, Role::Acceptor, None, "410102");
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
+            .single()
+            .expect("valid time");
+        let new = NewCase {
+            id: "case-g".into(),
+            category: "E0102".parse().expect("category"),
+            location: Position {
+                lon: 113.66,
+                lat: 34.75,
+                accuracy_m: Some(5.0),
+            },
+            grid: Some("410102001001001".parse().expect("grid")),
+            address: "花园路".into(),
+            description: "暴露垃圾".into(),
+            source: Source::Patrol,
+            source_ref: None,
+            caller: None,
+        };
+        let mut case = CaseDocument::create(&new, &officer, "e0", at).expect("create");
+        let calendar = WorkCalendar::standard();
+        let context = WorkflowContext {
+            catalog: Catalog::builtin(),
+            calendar: &calendar,
+        };
+        case.act(
+            &context,
+            &acceptor,
+            "e1",
+            Action::Accept,
+            at,
+            Some("属实".into()),
+        )
+        .expect("accept");
+        (case, officer)
+    }
+
+    #[test]
+    fn mutated_case_documents_load_or_fail_and_always_fold() {
+        let (case, _) = case();
+        let calendar = WorkCalendar::standard();
+        let context = WorkflowContext {
+            catalog: Catalog::builtin(),
+            calendar: &calendar,
+        };
+        let mut loaded = 0;
+        super::mutations(&case.save(), |bytes| {
+            if let Ok(case) = CaseDocument::load(bytes) {
+                loaded += 1;
+                let _ = case.fold(&context);
+            }
+        });
+        assert!(loaded > 0);
+    }
+
+    #[test]
+    fn mutated_incoming_changes_are_refused_or_judged_never_panic() {
+        let (case, officer) = case();
+        let base = case.automerge().clone();
+        let mut edited = case.clone();
+        edited
+            .set_address(&officer, "花园路与农业路口")
+            .expect("edit");
+        let change = edited
+            .automerge()
+            .get_changes(&base.get_heads())
+            .pop()
+            .expect("one change");
+        super::mutations(change.raw_bytes(), |bytes| {
+            if let Ok(change) = automerge::Change::from_bytes(bytes.to_vec()) {
+                let _ = rules::check_case_changes(&base, &[change], &officer);
+            }
+        });
+    }
+
+    #[test]
+    fn mutated_patrol_logs_load_or_fail_and_always_read() {
+        let worker = actor(
+            1,
+            Role::SanitationWorker,
+            Some("sanitation"),
+            "410102001001",
+        );
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
+        let mut log = PatrolLog::create(&worker, day).expect("create");
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 27, 1, 0, 0)
+            .single()
+            .expect("valid time");
+        log.check_in(
+            &worker,
+            &CheckIn {
+                id: "c1".into(),
+                at,
+                position: Position {
+                    lon: 113.66,
+                    lat: 34.75,
+                    accuracy_m: None,
+                },
+                grid: None,
+                note: None,
+            },
+        )
+        .expect("check in");
+        let points: Vec<TrackPoint> = (0..5)
+            .map(|i| TrackPoint {
+                at_ms: at.timestamp_millis() + i * 10_000,
+                lon: 113.66,
+                lat: 34.75,
+                accuracy_m: Some(4.0),
+            })
+            .collect();
+        log.record_track(&worker, &points).expect("track");
+        super::mutations(&log.save(), |bytes| {
+            if let Ok(log) = PatrolLog::load(bytes) {
+                let _ = log.read();
+            }
+        });
+    }
+}
