@@ -326,6 +326,58 @@ fn invalid(key: &'static str, reason: impl ToString) -> EntryError {
 }
 
 impl StoredEntry {
+    /// Reads the entry map `obj` in one pass over its keys. Unknown keys are
+    /// ignored (a newer version's payload); a known key of the wrong type is an error.
+    pub(crate) fn read(
+        doc: &automerge::Automerge,
+        obj: &automerge::ObjId,
+    ) -> Result<StoredEntry, EntryError> {
+        use automerge::{ReadDoc, ScalarValueRef, ValueRef};
+        let mut stored = StoredEntry::default();
+        for item in doc.map_range(obj, ..) {
+            let wrong = |expected: &str| {
+                EntryError::Malformed(format!("{}: wrong type, expected {expected}", item.key))
+            };
+            let text = || match &item.value {
+                ValueRef::Scalar(ScalarValueRef::Str(s)) => Ok(Some(s.to_string())),
+                ValueRef::Scalar(ScalarValueRef::Null) => Ok(None),
+                _ => Err(wrong("a string")),
+            };
+            match item.key.as_ref() {
+                "id" => stored.id = text()?,
+                "action" => stored.action = text()?,
+                "user" => stored.user = text()?,
+                "role" => stored.role = text()?,
+                "team" => stored.team = text()?,
+                "scope" => stored.scope = text()?,
+                "device" => stored.device = text()?,
+                "note" => stored.note = text()?,
+                "to_team" => stored.to_team = text()?,
+                "assignee" => stored.assignee = text()?,
+                "extra" => stored.extra = text()?,
+                "at" => {
+                    stored.at = match &item.value {
+                        ValueRef::Scalar(ScalarValueRef::Int(v) | ScalarValueRef::Timestamp(v)) => {
+                            Some(*v)
+                        }
+                        ValueRef::Scalar(ScalarValueRef::Uint(v)) => i64::try_from(*v).ok(),
+                        ValueRef::Scalar(ScalarValueRef::Null) => None,
+                        _ => return Err(wrong("an integer")),
+                    }
+                }
+                "approved" => {
+                    stored.approved = match &item.value {
+                        ValueRef::Scalar(ScalarValueRef::Boolean(b)) => Some(*b),
+                        ValueRef::Scalar(ScalarValueRef::Null) => None,
+                        _ => return Err(wrong("a boolean")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(stored)
+    }
+
     pub(crate) fn from_entry(entry: &TimelineEntry) -> StoredEntry {
         let mut stored = StoredEntry {
             id: Some(entry.id.clone()),

@@ -620,8 +620,24 @@ pub(super) fn fold(case: &CaseDocument, context: &WorkflowContext<'_>) -> CaseVi
         }
         _ => return view,
     };
-    for index in 0..doc.length(&timeline) {
-        let (entry, outcome) = match read_entry(doc, &timeline, index) {
+    // One pass over the list, one pass over each entry's keys: reading key by key
+    // costs a lookup per key (missing ones included) and dominated the fold.
+    let items: Vec<(usize, automerge::ObjId, bool)> = doc
+        .list_range(&timeline, ..)
+        .map(|item| {
+            let is_map = matches!(item.value, automerge::ValueRef::Object(ObjType::Map));
+            (item.index, item.id(), is_map)
+        })
+        .collect();
+    for (index, obj, is_map) in items {
+        let read = if is_map {
+            read_entry(doc, &obj)
+        } else {
+            Err(IgnoredReason::Malformed(EntryError::Malformed(
+                "not a map".to_owned(),
+            )))
+        };
+        let (entry, outcome) = match read {
             Err(reason) => (None, Outcome::Ignored(reason)),
             Ok(entry) => match view.validate(&entry, context) {
                 Ok(()) => {
@@ -640,16 +656,14 @@ pub(super) fn fold(case: &CaseDocument, context: &WorkflowContext<'_>) -> CaseVi
     view
 }
 
-/// Reads entry `index` and checks that its claimed device wrote it.
+/// Reads the entry map `obj` and checks that its claimed device wrote it.
 fn read_entry(
     doc: &automerge::Automerge,
-    timeline: &automerge::ObjId,
-    index: usize,
+    obj: &automerge::ObjId,
 ) -> Result<TimelineEntry, IgnoredReason> {
-    let stored: StoredEntry = autosurgeon::hydrate_prop(doc, timeline, index)
-        .map_err(|e| EntryError::Malformed(crate::document::describe(&e)))?;
+    let stored = StoredEntry::read(doc, obj)?;
     let entry = stored.parse()?;
-    if let Ok(Some((_, automerge::ObjId::Id(_, actor, _)))) = doc.get(timeline, index) {
+    if let automerge::ObjId::Id(_, actor, _) = obj {
         let actual = actor.to_hex_string();
         if !actual.eq_ignore_ascii_case(&entry.actor.device) {
             return Err(IgnoredReason::ForgedDevice {
