@@ -1,5 +1,5 @@
-//! `wangge`: the command line of the wangge server (grid and catalogue tools now; `serve`, `migrate`,
-//! `user` and `device` arrive with the server issue).
+//! `wangge`: the command line of the wangge server: serve, migrate, accounts and
+//! devices, signing keys, and the grid and catalogue tools.
 
 mod cmd;
 
@@ -20,6 +20,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve(cmd::accounts::ServeArgs),
+    /// Apply pending database migrations.
+    Migrate(cmd::accounts::Database),
+    /// Accounts: add, list.
+    #[command(subcommand)]
+    User(cmd::accounts::UserCommand),
+    /// Registered devices: list, revoke.
+    #[command(subcommand)]
+    Device(cmd::accounts::DeviceCommand),
+    /// JWT signing keys: rotate.
+    #[command(subcommand)]
+    Keys(cmd::accounts::KeysCommand),
     /// Unit grids (万米单元网格): generate them from district boundaries, locate points.
     #[command(subcommand)]
     Grid(cmd::grid::GridCommand),
@@ -31,6 +44,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => cmd::accounts::serve(args),
+        Command::Migrate(database) => cmd::accounts::migrate(database),
+        Command::User(command) => cmd::accounts::user(command),
+        Command::Device(command) => cmd::accounts::device(command),
+        Command::Keys(command) => cmd::accounts::keys(command),
         Command::Grid(command) => cmd::grid::run(command),
         Command::Catalog(command) => cmd::catalog::run(command),
     };

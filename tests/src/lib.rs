@@ -50,3 +50,76 @@ pub fn wangge_bin() -> &'static Path {
 pub fn wangge() -> Command {
     Command::new(wangge_bin())
 }
+
+/// A `wangge serve` process on a loopback port, killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+}
+
+impl Server {
+    /// Starts `wangge serve` on `database` with extra environment variables, and waits
+    /// until it prints the address it listens on.
+    pub fn start(database: &str, env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead as _;
+        let mut command = wangge();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .env("WANGGE_LOG", "warn")
+            .stdout(std::process::Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("starting wangge serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the server's first line");
+        let base_url = line
+            .trim()
+            .strip_prefix("wangge listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, base_url }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `wangge` with `args` and `stdin`; panics with its output unless it succeeds.
+pub fn wangge_ok(args: &[&str], stdin: &str) -> String {
+    use std::io::Write as _;
+    let mut child = wangge()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running wangge");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("writing stdin");
+    let output = child.wait_with_output().expect("waiting for wangge");
+    assert!(
+        output.status.success(),
+        "wangge {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -1,0 +1,289 @@
+//! The HTTP API. Every error is JSON `{"error": {"code", "message"}}` with the right
+//! status; handlers take typed extractors and never unwrap what a client sent.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{Auth, AuthError, Claims, Session};
+use crate::store::{Store, StoreError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Authentication.
+    pub auth: Arc<Auth>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole API surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/me", get(me))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// An error response: a status and a stable code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        let (status, code) = match &error {
+            AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            AuthError::Disabled => (StatusCode::FORBIDDEN, "account_disabled"),
+            AuthError::DeviceRevoked => (StatusCode::UNAUTHORIZED, "device_revoked"),
+            AuthError::DeviceNotYours => (StatusCode::FORBIDDEN, "device_not_yours"),
+            AuthError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            AuthError::TokenInvalid(_) => (StatusCode::UNAUTHORIZED, "token_invalid"),
+            AuthError::RefreshReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+            AuthError::RefreshInvalid => (StatusCode::UNAUTHORIZED, "refresh_token_invalid"),
+            AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AuthError::Store(_) | AuthError::Internal(_) => {
+                tracing::error!(%error, "auth failed");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                );
+            }
+        };
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "storage failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the database is not available",
+        )
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        // 400 for broken JSON, 422 for JSON of the wrong shape, 415 without the
+        // JSON content type, 413 for a body over the limit.
+        ApiError::new(rejection.status(), "invalid_json", rejection.body_text())
+    }
+}
+
+/// JSON body whose rejection is one of our errors.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// The caller, from a valid `Authorization: Bearer` access token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Claims);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "missing Authorization: Bearer token",
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "expected a Bearer token",
+            )
+        })?;
+        let claims = state.auth.verify(token.trim(), now_ms()).await?;
+        Ok(Caller(claims))
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    // Reading the keys is a real round trip to the database.
+    state.store.signing_keys().await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    user: String,
+    password: String,
+    device: DeviceRequest,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceRequest {
+    /// A device registered before (its id), or none to register this one.
+    #[serde(default)]
+    id: Option<String>,
+    /// The device's name (model, label), for a new registration.
+    #[serde(default)]
+    name: String,
+}
+
+/// The answer to login and refresh.
+#[derive(Debug, Serialize)]
+struct SessionResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    user: UserResponse,
+    device: DeviceResponse,
+}
+
+#[derive(Debug, Serialize)]
+struct UserResponse {
+    id: String,
+    display_name: String,
+    role: String,
+    team: Option<String>,
+    scope: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DeviceResponse {
+    id: String,
+    name: String,
+    /// The Automerge actor id this device must write with.
+    actor_id: String,
+}
+
+impl From<Session> for SessionResponse {
+    fn from(session: Session) -> SessionResponse {
+        SessionResponse {
+            access_token: session.access_token,
+            token_type: "Bearer",
+            expires_in: session.expires_in,
+            refresh_token: session.refresh_token,
+            user: UserResponse {
+                id: session.user.id,
+                display_name: session.user.display_name,
+                role: session.user.role.as_str().to_owned(),
+                team: session.user.team.map(|t| t.to_string()),
+                scope: session.user.scope.to_string(),
+            },
+            device: DeviceResponse {
+                id: session.device.id,
+                name: session.device.name,
+                actor_id: session.device.actor_id,
+            },
+        }
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let session = state
+        .auth
+        .login(
+            &request.user,
+            &request.password,
+            request.device.id.as_deref(),
+            &request.device.name,
+            now_ms(),
+        )
+        .await?;
+    Ok(Json(session.into()))
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let session = state.auth.refresh(&request.refresh_token, now_ms()).await?;
+    Ok(Json(session.into()))
+}
+
+/// `GET /v1/me`: who the token says the caller is.
+async fn me(Caller(claims): Caller) -> Json<Claims> {
+    Json(claims)
+}

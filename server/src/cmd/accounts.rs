@@ -1,0 +1,287 @@
+//! `wangge serve`, `wangge migrate`, `wangge user …`, `wangge device …`, `wangge keys
+//! rotate`: the commands that work on the database.
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use wangge_server::api::{self, AppState, now_ms};
+use wangge_server::auth::{self, Auth};
+use wangge_server::config::{self, Settings};
+use wangge_server::store::{self, Store, User};
+use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::role::{GridScope, Role, check_user_id};
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct Database {
+    /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long = "database", env = "WANGGE_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: Database,
+    /// Address to listen on; port 0 picks a free one (printed at start).
+    #[arg(long, env = "WANGGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Add {
+        #[command(flatten)]
+        database: Database,
+        /// Login id (letters, digits, - _ . @ :).
+        #[arg(long)]
+        id: String,
+        /// Name to show.
+        #[arg(long)]
+        name: String,
+        /// Role, e.g. enforcement_officer, dispatcher, district_supervisor.
+        #[arg(long)]
+        role: String,
+        /// Team (for roles that handle cases), e.g. sanitation.
+        #[arg(long)]
+        team: Option<String>,
+        /// Grids: comma-separated grid code prefixes, or * for the whole city.
+        #[arg(long, default_value = "")]
+        scope: String,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        database: Database,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List devices (of one user, or all).
+    List {
+        #[command(flatten)]
+        database: Database,
+        /// Only this user's devices.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device: its refresh tokens stop working at once, its access token at
+    /// the next request.
+    Revoke {
+        #[command(flatten)]
+        database: Database,
+        /// The device id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new JWT signing key and retire the others (they verify until their
+    /// tokens expire, so nobody is logged out).
+    Rotate {
+        #[command(flatten)]
+        database: Database,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(url)
+        .await
+        .with_context(|| format!("opening {}", config::redact_url(url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings {
+        database_url: args.database.url,
+        listen: args.listen,
+        lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WANGGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    runtime()?.block_on(async move {
+        tracing::info!(?settings, "starting");
+        let store = open(&settings.database_url).await?;
+        let auth = Auth::new(store.clone(), settings.lifetimes, now_ms())
+            .await
+            .context("loading the signing keys")?;
+        let app = api::router(AppState {
+            store,
+            auth: Arc::new(auth),
+        });
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        // Printed on stdout, flushed: scripts and tests read the port from it.
+        println!("wangge listening on http://{address}");
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub fn migrate(database: Database) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        open(&database.url).await?;
+        println!("migrated {}", config::redact_url(&database.url));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add {
+            database,
+            id,
+            name,
+            role,
+            team,
+            scope,
+        } => {
+            check_user_id(&id)?;
+            let role: Role = role.parse()?;
+            let team = team.map(TeamId::new).transpose()?;
+            if let Some(team) = &team
+                && Catalog::builtin().team(team.as_str()).is_none()
+            {
+                bail!("unknown team {team}: see `wangge catalog export` for the teams");
+            }
+            let scope: GridScope = scope.parse()?;
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < 8 {
+                bail!(
+                    "the password (first line of standard input) must have at least 8 characters"
+                );
+            }
+            let user = User {
+                id,
+                display_name: name,
+                role,
+                team,
+                scope,
+                password_hash: auth::hash_password(password)?,
+                created_at: now_ms(),
+                disabled: false,
+            };
+            runtime()?.block_on(async move {
+                let store = open(&database.url).await?;
+                store.create_user(&user).await?;
+                store.audit(now_ms(), "admin", "user.add", &user.id).await?;
+                println!("created user {} ({})", user.id, user.role.as_str());
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        UserCommand::List { database } => runtime()?.block_on(async move {
+            let store = open(&database.url).await?;
+            for user in store.users().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}{}",
+                    user.id,
+                    user.display_name,
+                    user.role.as_str(),
+                    user.team.as_ref().map_or("-", |t| t.as_str()),
+                    user.scope,
+                    if user.disabled { "\tdisabled" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+pub fn device(command: DeviceCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match command {
+            DeviceCommand::List { database, user } => {
+                let store = open(&database.url).await?;
+                for device in store.devices(user.as_deref()).await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        device.id,
+                        device.user_id,
+                        device.name,
+                        device.actor_id,
+                        if device.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            DeviceCommand::Revoke { database, id } => {
+                let store = open(&database.url).await?;
+                if !store.revoke_device(&id, now_ms()).await? {
+                    bail!("no device {id:?}");
+                }
+                store.audit(now_ms(), "admin", "device.revoke", &id).await?;
+                println!("revoked device {id}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let KeysCommand::Rotate { database } = command;
+    runtime()?.block_on(async move {
+        let store = open(&database.url).await?;
+        let kid = auth::rotate_signing_key(store.as_ref(), now_ms()).await?;
+        println!("new signing key {kid}; the others are retired");
+        Ok(ExitCode::SUCCESS)
+    })
+}

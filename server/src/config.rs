@@ -1,0 +1,66 @@
+//! Settings: one typed struct, from the environment (`WANGGE_*`) and flags.
+
+use std::net::SocketAddr;
+
+use crate::auth::TokenLifetimes;
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://wangge.db";
+
+/// The default address `serve` listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Server settings. `Debug` hides the database password.
+#[derive(Clone)]
+pub struct Settings {
+    /// `sqlite://FILE` or `postgres://…` (`WANGGE_DATABASE_URL`).
+    pub database_url: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Token lifetimes (`WANGGE_ACCESS_TOKEN_SECONDS`, `WANGGE_REFRESH_TOKEN_SECONDS`).
+    pub lifetimes: TokenLifetimes,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("lifetimes", &self.lifetimes)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Token lifetimes from the environment, defaults otherwise.
+pub fn lifetimes_from_env() -> Result<TokenLifetimes, String> {
+    let mut lifetimes = TokenLifetimes::default();
+    for (name, slot) in [
+        ("WANGGE_ACCESS_TOKEN_SECONDS", &mut lifetimes.access_seconds),
+        (
+            "WANGGE_REFRESH_TOKEN_SECONDS",
+            &mut lifetimes.refresh_seconds,
+        ),
+    ] {
+        if let Ok(text) = std::env::var(name) {
+            *slot =
+                text.parse::<i64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("{name}={text:?} is not a positive number of seconds")
+                })?;
+        }
+    }
+    Ok(lifetimes)
+}

@@ -1,0 +1,7 @@
+//! The wangge server: storage, auth and the HTTP API. The `wangge` binary (`main.rs`)
+//! is its command line.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod store;

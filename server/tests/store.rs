@@ -1,0 +1,326 @@
+//! The storage suite, run against every backend: SQLite in a temporary file and
+//! PostgreSQL (a fresh schema per test) at `WANGGE_TEST_POSTGRES_URL`. With `CI=true`
+//! and no PostgreSQL URL, the suite fails instead of skipping.
+
+use std::sync::Arc;
+
+use sqlx::Executor as _;
+use sqlx::postgres::PgConnectOptions;
+use wangge_server::store::{
+    Backend, Device, PostgresStore, RefreshOutcome, RefreshToken, SigningKey, Store, StoreError,
+    User, connect,
+};
+use wangge_sync_core::catalog::TeamId;
+use wangge_sync_core::role::Role;
+
+/// A store on a fresh database, and what to drop afterwards.
+struct Fresh {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Fresh> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let sqlite = connect(&url).await.expect("open sqlite");
+    sqlite.migrate().await.expect("migrate sqlite");
+    let mut stores = vec![Fresh {
+        store: sqlite,
+        _dir: Some(dir),
+    }];
+    match std::env::var("WANGGE_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
+            let admin = sqlx::PgPool::connect(&url)
+                .await
+                .expect("connect to PostgreSQL");
+            let create = format!("CREATE SCHEMA {schema}");
+            admin
+                // The name is ours (a UUID), not input.
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(create)))
+                .await
+                .expect("create schema");
+            let options: PgConnectOptions = url.parse().expect("postgres URL");
+            let options = options.options([("search_path", schema.as_str())]);
+            let store = PostgresStore::connect_with(options)
+                .await
+                .expect("open postgres");
+            store.migrate().await.expect("migrate postgres");
+            stores.push(Fresh {
+                store: Arc::new(store),
+                _dir: None,
+            });
+        }
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but WANGGE_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
+            );
+        }
+        Err(_) => eprintln!("WANGGE_TEST_POSTGRES_URL not set: PostgreSQL skipped (set it to run)"),
+    }
+    stores
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.into(),
+        display_name: format!("用户{id}"),
+        role: Role::SanitationWorker,
+        team: Some(TeamId::new("sanitation").expect("team")),
+        scope: "410102001001,410102001002".parse().expect("scope"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        created_at: 1_700_000_000_000,
+        disabled: false,
+    }
+}
+
+fn device(id: &str, user: &str) -> Device {
+    Device {
+        id: id.into(),
+        user_id: user.into(),
+        name: "Redmi 12".into(),
+        actor_id: format!("{:0>32}", id),
+        created_at: 1_700_000_000_000,
+        last_seen_at: None,
+        revoked_at: None,
+    }
+}
+
+/// User `w1` with device `d1`.
+async fn worker_with_phone(store: &dyn Store) {
+    store.create_user(&user("w1")).await.expect("user");
+    store
+        .create_device(&device("d1", "w1"))
+        .await
+        .expect("device");
+}
+
+fn token(hash: &str, family: &str, device: &str, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        token_hash: hash.into(),
+        family_id: family.into(),
+        device_id: device.into(),
+        user_id: "w1".into(),
+        issued_at: 1_000,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn users_are_created_once_and_read_back_whole() {
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        store.create_user(&user("w2")).await.expect("create");
+        store.create_user(&user("w1")).await.expect("create");
+        assert!(
+            matches!(
+                store.create_user(&user("w1")).await,
+                Err(StoreError::Conflict { what: "user", .. })
+            ),
+            "{backend:?}"
+        );
+        assert_eq!(
+            store.user("w1").await.expect("read"),
+            Some(user("w1")),
+            "{backend:?}"
+        );
+        assert_eq!(store.user("nobody").await.expect("read"), None);
+        let ids: Vec<String> = store
+            .users()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, ["w1", "w2"], "{backend:?}");
+        // Migrating again changes nothing.
+        store.migrate().await.expect("migrate twice");
+        assert_eq!(store.users().await.expect("list").len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_device_loses_its_refresh_tokens() {
+    for Fresh { store, .. } in backends().await {
+        worker_with_phone(store.as_ref()).await;
+        store
+            .create_device(&device("d2", "w1"))
+            .await
+            .expect("device");
+        assert!(matches!(
+            store.create_device(&device("d1", "w1")).await,
+            Err(StoreError::Conflict { what: "device", .. })
+        ));
+        store
+            .insert_refresh_token(&token("h1", "f1", "d1", i64::MAX))
+            .await
+            .expect("token");
+        store
+            .insert_refresh_token(&token("h2", "f2", "d2", i64::MAX))
+            .await
+            .expect("token");
+        store.touch_device("d1", 5_000).await.expect("touch");
+        assert_eq!(
+            store
+                .device("d1")
+                .await
+                .expect("read")
+                .and_then(|d| d.last_seen_at),
+            Some(5_000)
+        );
+        assert!(store.revoke_device("d1", 6_000).await.expect("revoke"));
+        assert!(!store.revoke_device("nope", 6_000).await.expect("revoke"));
+        assert_eq!(
+            store
+                .device("d1")
+                .await
+                .expect("read")
+                .and_then(|d| d.revoked_at),
+            Some(6_000)
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token("h1", "h1b", i64::MAX, 7_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Invalid,
+            "{:?}",
+            store.backend()
+        );
+        assert!(matches!(
+            store
+                .rotate_refresh_token("h2", "h2b", i64::MAX, 7_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Rotated { .. }
+        ));
+        assert_eq!(store.devices(Some("w1")).await.expect("list").len(), 2);
+        assert_eq!(store.devices(Some("w9")).await.expect("list").len(), 0);
+        assert_eq!(store.devices(None).await.expect("list").len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_a_replay_revokes_its_family() {
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        worker_with_phone(store.as_ref()).await;
+        store
+            .insert_refresh_token(&token("a", "fam", "d1", 100_000))
+            .await
+            .expect("token");
+        assert_eq!(
+            store
+                .rotate_refresh_token("a", "b", 200_000, 10_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Rotated {
+                device_id: "d1".into(),
+                user_id: "w1".into()
+            },
+            "{backend:?}"
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token("b", "c", 300_000, 20_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Rotated {
+                device_id: "d1".into(),
+                user_id: "w1".into()
+            }
+        );
+        // "a" again: a replay. The family (a, b, c) is revoked, so "c" is dead too.
+        assert_eq!(
+            store
+                .rotate_refresh_token("a", "x", 300_000, 30_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Reused {
+                device_id: "d1".into()
+            },
+            "{backend:?}"
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token("c", "y", 300_000, 31_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Invalid
+        );
+        // Expired and unknown tokens.
+        store
+            .insert_refresh_token(&token("old", "fam2", "d1", 50_000))
+            .await
+            .expect("token");
+        assert_eq!(
+            store
+                .rotate_refresh_token("old", "z", 300_000, 50_000)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Invalid
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token("unknown", "z2", 300_000, 1)
+                .await
+                .expect("rotate"),
+            RefreshOutcome::Invalid
+        );
+    }
+}
+
+#[tokio::test]
+async fn of_two_concurrent_refreshes_with_one_token_exactly_one_wins() {
+    for Fresh { store, .. } in backends().await {
+        worker_with_phone(store.as_ref()).await;
+        store
+            .insert_refresh_token(&token("t", "fam", "d1", i64::MAX))
+            .await
+            .expect("token");
+        let (one, two) = tokio::join!(
+            store.rotate_refresh_token("t", "n1", i64::MAX, 10),
+            store.rotate_refresh_token("t", "n2", i64::MAX, 10),
+        );
+        let outcomes = [one.expect("first"), two.expect("second")];
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshOutcome::Rotated { .. }))
+            .count();
+        assert_eq!(rotated, 1, "{:?}: {outcomes:?}", store.backend());
+    }
+}
+
+#[tokio::test]
+async fn a_new_signing_key_retires_the_others() {
+    for Fresh { store, .. } in backends().await {
+        let key = |kid: &str, at: i64| SigningKey {
+            kid: kid.into(),
+            secret: vec![7; 32],
+            created_at: at,
+            retired_at: None,
+        };
+        store.add_signing_key(&key("k1", 1_000)).await.expect("k1");
+        store.add_signing_key(&key("k2", 2_000)).await.expect("k2");
+        let keys = store.signing_keys().await.expect("keys");
+        assert_eq!(keys.len(), 2);
+        assert_eq!((keys[0].kid.as_str(), keys[0].retired_at), ("k2", None));
+        assert_eq!(
+            (keys[1].kid.as_str(), keys[1].retired_at),
+            ("k1", Some(2_000))
+        );
+        assert_eq!(keys[1].secret, vec![7; 32]);
+        assert!(
+            !format!("{:?}", keys[0]).contains("7, 7"),
+            "Debug hides the secret"
+        );
+        store
+            .audit(3_000, "admin", "test", "ok")
+            .await
+            .expect("audit");
+        assert!(matches!(
+            store.backend(),
+            Backend::Sqlite | Backend::Postgres
+        ));
+    }
+}

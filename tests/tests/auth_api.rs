@@ -1,0 +1,256 @@
+//! Accounts end to end: the real `wangge` binary serving on loopback over a SQLite
+//! file, driven over HTTP like a phone would (login, refresh, reuse, revocation, key
+//! rotation, expiry, bad requests).
+
+use serde_json::{Value, json};
+use wangge_tests::{Server, wangge_ok};
+
+const PASSWORD: &str = "巡查-2026-ok";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Status and JSON body of a response.
+fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    let mut response = response.expect("the request reaches the server");
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    answer(agent().post(server.url(path)).send_json(body))
+}
+
+fn get(server: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = agent().get(server.url(path));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    answer(request.call())
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// A database with one sanitation worker, `w1`.
+fn database() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("wangge.db").display());
+    wangge_ok(
+        &[
+            "user",
+            "add",
+            "--database",
+            &url,
+            "--id",
+            "w1",
+            "--name",
+            "王师傅",
+            "--role",
+            "sanitation_worker",
+            "--team",
+            "sanitation",
+            "--scope",
+            "410102001001",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    (dir, url)
+}
+
+fn login(server: &Server) -> Value {
+    let (status, body) = post(
+        server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "name": "Redmi 12" } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn login_me_refresh_and_a_replayed_refresh_token() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[]);
+    assert_eq!(get(&server, "/healthz", None).0, 200);
+
+    for (user, password) in [("w1", "wrong password"), ("nobody", PASSWORD)] {
+        let (status, body) = post(
+            &server,
+            "/v1/auth/login",
+            &json!({ "user": user, "password": password, "device": { "name": "x" } }),
+        );
+        assert_eq!((status, code(&body)), (401, "bad_credentials"));
+    }
+
+    let session = login(&server);
+    let access = session["access_token"].as_str().expect("access token");
+    let actor = session["device"]["actor_id"].as_str().expect("actor id");
+    assert_eq!(actor.len(), 32);
+    assert!(actor.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(session["user"]["role"], "sanitation_worker");
+    assert_eq!(session["expires_in"], 900);
+
+    let (status, me) = get(&server, "/v1/me", Some(access));
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["sub"], "w1");
+    assert_eq!(me["act"], actor);
+    assert_eq!(me["scope"], "410102001001");
+    assert_eq!(code(&get(&server, "/v1/me", None).1), "unauthenticated");
+    assert_eq!(
+        code(&get(&server, "/v1/me", Some("not.a.jwt")).1),
+        "token_invalid"
+    );
+
+    // Logging in again from the same device keeps its actor id.
+    let device_id = session["device"]["id"].as_str().expect("device id");
+    let (status, again) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "id": device_id } }),
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["device"]["actor_id"], actor);
+
+    let first = session["refresh_token"].as_str().expect("refresh token");
+    let (status, rotated) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": first }),
+    );
+    assert_eq!(status, 200, "{rotated}");
+    let second = rotated["refresh_token"]
+        .as_str()
+        .expect("new refresh token");
+    assert_ne!(first, second);
+    assert_eq!(
+        get(&server, "/v1/me", rotated["access_token"].as_str()).0,
+        200
+    );
+
+    // The first token again: a replay. Its whole chain is revoked, the new one too.
+    let (status, body) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": first }),
+    );
+    assert_eq!((status, code(&body)), (401, "refresh_token_reused"));
+    let (status, body) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": second }),
+    );
+    assert_eq!((status, code(&body)), (401, "refresh_token_invalid"));
+    // The other login's chain is untouched.
+    let (status, _) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": again["refresh_token"] }),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_revoked_device_is_refused_and_a_key_rotation_logs_nobody_out() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[]);
+    let phone = login(&server);
+    let lost = login(&server);
+    let lost_device = lost["device"]["id"].as_str().expect("device id");
+
+    wangge_ok(&["device", "revoke", "--database", &url, lost_device], "");
+    let (status, body) = get(&server, "/v1/me", lost["access_token"].as_str());
+    assert_eq!((status, code(&body)), (401, "device_revoked"));
+    let (status, body) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": lost["refresh_token"] }),
+    );
+    assert_eq!((status, code(&body)), (401, "refresh_token_invalid"));
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "id": lost_device } }),
+    );
+    assert_eq!((status, code(&body)), (401, "device_revoked"));
+
+    // The other phone still works, before and after a key rotation.
+    assert_eq!(
+        get(&server, "/v1/me", phone["access_token"].as_str()).0,
+        200
+    );
+    wangge_ok(&["keys", "rotate", "--database", &url], "");
+    assert_eq!(
+        get(&server, "/v1/me", phone["access_token"].as_str()).0,
+        200
+    );
+    let (status, renewed) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": phone["refresh_token"] }),
+    );
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(
+        get(&server, "/v1/me", renewed["access_token"].as_str()).0,
+        200
+    );
+    let listed = wangge_ok(&["device", "list", "--database", &url, "--user", "w1"], "");
+    assert!(
+        listed.contains(&format!("{lost_device}\tw1\tRedmi 12")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("revoked") && listed.contains("active"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn an_expired_access_token_is_refused_as_expired() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[("WANGGE_ACCESS_TOKEN_SECONDS", "1")]);
+    let session = login(&server);
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let (status, body) = get(&server, "/v1/me", session["access_token"].as_str());
+    assert_eq!((status, code(&body)), (401, "token_expired"));
+}
+
+#[test]
+fn bad_requests_get_json_errors() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[]);
+    let raw = |content_type: &str, body: &str| {
+        answer(
+            agent()
+                .post(server.url("/v1/auth/login"))
+                .header("Content-Type", content_type)
+                .send(body),
+        )
+    };
+    let (status, body) = raw("application/json", "{\"user\": ");
+    assert_eq!((status, code(&body)), (400, "invalid_json"));
+    let (status, body) = raw(
+        "application/json",
+        "{\"user\":\"w1\",\"password\":\"x\",\"device\":{},\"admin\":true}",
+    );
+    assert_eq!((status, code(&body)), (422, "invalid_json"), "{body}");
+    let (status, body) = raw("text/plain", "hello");
+    assert_eq!((status, code(&body)), (415, "invalid_json"));
+    let (status, body) = get(&server, "/v2/nothing", None);
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "name": "" } }),
+    );
+    assert_eq!((status, code(&body)), (400, "invalid_request"));
+}
