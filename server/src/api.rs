@@ -14,6 +14,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use wangge_sync_core::geo::{Crs, LonLat};
+use wangge_sync_core::grid::GridIndex;
+use wangge_sync_core::grid::geojson::index_feature;
+
 use crate::auth::{Auth, AuthError, Claims, Session};
 use crate::store::{Store, StoreError};
 
@@ -24,6 +28,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Authentication.
     pub auth: Arc<Auth>,
+    /// The unit grids, if any are imported (loaded at start).
+    pub grids: Option<Arc<GridIndex>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/me", get(me))
+        .route("/v1/grids", get(grids_in_bbox))
+        .route("/v1/grids/locate", get(locate))
         .fallback(not_found)
         .with_state(state)
 }
@@ -136,6 +144,32 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let Json(value) = Json::<T>::from_request(req, state).await?;
         Ok(JsonBody(value))
+    }
+}
+
+/// Query parameters whose rejection is one of our errors.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_query",
+                        rejection.body_text(),
+                    )
+                })?;
+        Ok(QueryParams(value))
     }
 }
 
@@ -286,4 +320,125 @@ async fn refresh(
 /// `GET /v1/me`: who the token says the caller is.
 async fn me(Caller(claims): Caller) -> Json<Claims> {
     Json(claims)
+}
+
+/// The most unit grids one map request returns (about 4 km² of the city).
+pub const MAX_GRIDS_PER_REQUEST: usize = 2_000;
+
+fn grid_index(state: &AppState) -> Result<&GridIndex, ApiError> {
+    state.grids.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_grids",
+            "no unit grids are loaded: import them with `wangge grid import` and restart",
+        )
+    })
+}
+
+fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// `GET /v1/grids/locate?lon=&lat=&crs=`.
+#[derive(Debug, Deserialize)]
+struct LocateQuery {
+    lon: f64,
+    lat: f64,
+    /// `wgs84` (a phone's GPS, the default), `gcj02` or `bd09`.
+    #[serde(default)]
+    crs: Option<String>,
+}
+
+async fn locate(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(query): QueryParams<LocateQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = grid_index(&state)?;
+    let crs = match query.crs.as_deref().unwrap_or("wgs84") {
+        "wgs84" => Crs::Wgs84,
+        "gcj02" => Crs::Gcj02,
+        "bd09" => Crs::Bd09,
+        other => {
+            return Err(bad_request(
+                "invalid_query",
+                format!("unknown crs {other:?}: use wgs84, gcj02 or bd09"),
+            ));
+        }
+    };
+    let point = LonLat::new(query.lon, query.lat)
+        .map_err(|e| bad_request("invalid_query", e.to_string()))?;
+    let described = index
+        .locate(point, crs)
+        .and_then(|code| index.describe(code));
+    match described {
+        Some(description) => Ok(Json(json!({ "grid": description }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "outside_grids",
+            format!("({}, {}) is outside every unit grid", query.lon, query.lat),
+        )),
+    }
+}
+
+/// `GET /v1/grids?bbox=minLon,minLat,maxLon,maxLat` (GCJ-02, like the grids).
+#[derive(Debug, Deserialize)]
+struct BboxQuery {
+    bbox: String,
+}
+
+async fn grids_in_bbox(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(query): QueryParams<BboxQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = grid_index(&state)?;
+    let numbers: Vec<f64> = query
+        .bbox
+        .split(',')
+        .map(|part| part.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad_request("invalid_query", "bbox must be four numbers"))?;
+    let [min_lon, min_lat, max_lon, max_lat] = numbers[..] else {
+        return Err(bad_request(
+            "invalid_query",
+            "bbox must be minLon,minLat,maxLon,maxLat",
+        ));
+    };
+    let corner = |lon, lat| {
+        LonLat::new(lon, lat).map_err(|e| bad_request("invalid_query", format!("bbox: {e}")))
+    };
+    let (min, max) = (corner(min_lon, min_lat)?, corner(max_lon, max_lat)?);
+    if !(min_lon <= max_lon && min_lat <= max_lat) {
+        return Err(bad_request(
+            "invalid_query",
+            "bbox minimums must not exceed its maximums",
+        ));
+    }
+    let codes = index.codes_in_bbox(min, max);
+    if codes.len() > MAX_GRIDS_PER_REQUEST {
+        return Err(bad_request(
+            "bbox_too_large",
+            format!(
+                "{} unit grids in this bbox; ask for at most {MAX_GRIDS_PER_REQUEST}",
+                codes.len()
+            ),
+        ));
+    }
+    let mut features = Vec::with_capacity(codes.len());
+    for code in codes {
+        if let Some(feature) = index_feature(index, code).map_err(|e| {
+            tracing::error!(%e, "grid feature");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })? {
+            features.push(feature);
+        }
+    }
+    Ok(Json(
+        json!({ "type": "FeatureCollection", "features": features }),
+    ))
 }

@@ -21,18 +21,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (applies pending migrations first).
-    Serve(cmd::accounts::ServeArgs),
+    Serve(cmd::database::ServeArgs),
+    /// Run a demo server: SQLite, the real urban grids, an account for every role.
+    Demo(cmd::database::DemoArgs),
     /// Apply pending database migrations.
-    Migrate(cmd::accounts::Database),
+    Migrate(cmd::database::Database),
     /// Accounts: add, list.
     #[command(subcommand)]
-    User(cmd::accounts::UserCommand),
+    User(cmd::database::UserCommand),
     /// Registered devices: list, revoke.
     #[command(subcommand)]
-    Device(cmd::accounts::DeviceCommand),
+    Device(cmd::database::DeviceCommand),
     /// JWT signing keys: rotate.
     #[command(subcommand)]
-    Keys(cmd::accounts::KeysCommand),
+    Keys(cmd::database::KeysCommand),
     /// Unit grids (万米单元网格): generate them from district boundaries, locate points.
     #[command(subcommand)]
     Grid(cmd::grid::GridCommand),
@@ -44,11 +46,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve(args) => cmd::accounts::serve(args),
-        Command::Migrate(database) => cmd::accounts::migrate(database),
-        Command::User(command) => cmd::accounts::user(command),
-        Command::Device(command) => cmd::accounts::device(command),
-        Command::Keys(command) => cmd::accounts::keys(command),
+        Command::Serve(args) => cmd::database::serve(args),
+        Command::Demo(args) => cmd::database::demo(args),
+        Command::Migrate(database) => cmd::database::migrate(database),
+        Command::User(command) => cmd::database::user(command),
+        Command::Device(command) => cmd::database::device(command),
+        Command::Keys(command) => cmd::database::keys(command),
         Command::Grid(command) => cmd::grid::run(command),
         Command::Catalog(command) => cmd::catalog::run(command),
     };

@@ -324,3 +324,34 @@ async fn a_new_signing_key_retires_the_others() {
         ));
     }
 }
+
+#[tokio::test]
+async fn importing_grids_replaces_them_whole() {
+    use wangge_server::store::StoredGrid;
+    let grid = |code: &str| StoredGrid {
+        code: code.into(),
+        feature: format!(
+            r#"{{"type":"Feature","properties":{{"code":"{code}"}},"geometry":null}}"#
+        ),
+    };
+    for Fresh { store, .. } in backends().await {
+        let many: Vec<StoredGrid> = (1..=2_500u32)
+            .map(|n| grid(&format!("4101020{:08}", n)))
+            .collect();
+        store.replace_grids(&many).await.expect("import");
+        assert_eq!(store.grid_count().await.expect("count"), 2_500);
+        store
+            .replace_grids(&[grid("410103001001001"), grid("410102001001001")])
+            .await
+            .expect("import again");
+        let stored = store.grids().await.expect("read");
+        let codes: Vec<&str> = stored.iter().map(|g| g.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["410102001001001", "410103001001001"],
+            "{:?}",
+            store.backend()
+        );
+        assert_eq!(stored[0], grid("410102001001001"));
+    }
+}

@@ -63,27 +63,39 @@ impl Server {
     /// Starts `wangge serve` on `database` with extra environment variables, and waits
     /// until it prints the address it listens on.
     pub fn start(database: &str, env: &[(&str, &str)]) -> Server {
+        Server::spawn(
+            &["serve", "--listen", "127.0.0.1:0", "--database", database],
+            env,
+        )
+        .0
+    }
+
+    /// Runs `wangge ARGS` (a command that serves) and waits until it prints the
+    /// address it listens on; also returns the lines it printed before.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Server, Vec<String>) {
         use std::io::BufRead as _;
         let mut command = wangge();
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(args)
             .env("WANGGE_LOG", "warn")
             .stdout(std::process::Stdio::piped());
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("starting wangge serve");
+        let mut child = command.spawn().expect("starting wangge");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the server's first line");
-        let base_url = line
-            .trim()
-            .strip_prefix("wangge listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, base_url }
+        let mut before = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("reading the server's output");
+            if let Some(base_url) = line.trim().strip_prefix("wangge listening on ") {
+                let base_url = base_url.to_owned();
+                return (Server { child, base_url }, before);
+            }
+            before.push(line);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wangge {args:?} exited without listening; it printed {before:?}");
     }
 
     /// The URL of `path`.
@@ -122,4 +134,25 @@ pub fn wangge_ok(args: &[&str], stdin: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// An HTTP client that returns 4xx and 5xx answers instead of failing on them.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// The status and JSON body (`null` if none) of an answer.
+pub fn answer(
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (u16, serde_json::Value) {
+    let mut response = response.expect("the request reaches the server");
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap_or(serde_json::Value::Null);
+    (status, body)
 }

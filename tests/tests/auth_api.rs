@@ -3,34 +3,16 @@
 //! rotation, expiry, bad requests).
 
 use serde_json::{Value, json};
-use wangge_tests::{Server, wangge_ok};
+use wangge_tests::{Server, answer, http, wangge_ok};
 
 const PASSWORD: &str = "巡查-2026-ok";
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// Status and JSON body of a response.
-fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
-    let mut response = response.expect("the request reaches the server");
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_json::<Value>()
-        .unwrap_or(Value::Null);
-    (status, body)
-}
-
 fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    answer(agent().post(server.url(path)).send_json(body))
+    answer(http().post(server.url(path)).send_json(body))
 }
 
 fn get(server: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut request = agent().get(server.url(path));
+    let mut request = http().get(server.url(path));
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
@@ -230,7 +212,7 @@ fn bad_requests_get_json_errors() {
     let server = Server::start(&url, &[]);
     let raw = |content_type: &str, body: &str| {
         answer(
-            agent()
+            http()
                 .post(server.url("/v1/auth/login"))
                 .header("Content-Type", content_type)
                 .send(body),

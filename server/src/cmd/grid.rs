@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::generate::{GenerateOptions, generate};
 use wangge_sync_core::grid::geojson::{read_districts, read_grids, write_grids};
-use wangge_sync_core::grid::{DistrictCode, GridIndex};
+use wangge_sync_core::grid::{DistrictCode, GridIndex, GridSet};
 
 #[derive(Debug, Subcommand)]
 pub enum GridCommand {
@@ -22,6 +22,18 @@ pub enum GridCommand {
     /// Which unit grid contains a point (or each point of a CSV file of `lat,lon` lines).
     /// Exits with 1 when a single point is outside every grid.
     Locate(LocateArgs),
+    /// Store unit grids (a file written by `generate`) in the server's database,
+    /// replacing the ones there; the server loads them at its next start.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Unit grids as written by `wangge grid generate`.
+    #[arg(long)]
+    grids: PathBuf,
+    #[command(flatten)]
+    database: super::database::Database,
 }
 
 #[derive(Debug, Args)]
@@ -68,41 +80,20 @@ pub fn run(command: GridCommand) -> anyhow::Result<ExitCode> {
     match command {
         GridCommand::Generate(args) => generate_command(args),
         GridCommand::Locate(args) => locate_command(args),
+        GridCommand::Import(args) => {
+            let bytes = fs::read(&args.grids)
+                .with_context(|| format!("reading {}", args.grids.display()))?;
+            let set = read_grids(&bytes)
+                .with_context(|| format!("in grid file {}", args.grids.display()))?;
+            super::database::import_grids(&set, &args.database)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 fn generate_command(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let bytes = fs::read(&args.districts)
-        .with_context(|| format!("reading {}", args.districts.display()))?;
-    let boundaries = read_districts(&bytes)
-        .with_context(|| format!("in districts file {}", args.districts.display()))?;
-    let selected = args
-        .adcodes
-        .iter()
-        .map(|a| a.trim().parse::<DistrictCode>())
-        .collect::<Result<Vec<_>, _>>()
-        .context("--adcodes")?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows, {elapsed} (eta {eta})")
-            .context("progress template")?
-            .progress_chars("=> "),
-    );
-    bar.set_message("cutting");
-    let options = GenerateOptions {
-        cell_metres: args.cell_metres,
-        ..GenerateOptions::default()
-    };
-    let set = generate(
-        &boundaries,
-        (!selected.is_empty()).then_some(selected.as_slice()),
-        options,
-        &mut |p| {
-            bar.set_length(p.rows_total);
-            bar.set_position(p.rows_done);
-        },
-    )?;
-    bar.finish_and_clear();
+    let set = cut_districts(&args.districts, &args.adcodes, args.cell_metres)?;
     write_atomically(&args.out, |out| Ok(write_grids(&set, out)?))?;
     let h = set.hierarchy();
     eprintln!(
@@ -116,6 +107,44 @@ fn generate_command(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cuts the districts of a boundary file (all, or those of `adcodes`) into unit grids,
+/// with a progress bar on standard error.
+pub fn cut_districts(
+    districts: &Path,
+    adcodes: &[String],
+    cell_metres: f64,
+) -> anyhow::Result<GridSet> {
+    let bytes = fs::read(districts).with_context(|| format!("reading {}", districts.display()))?;
+    let boundaries = read_districts(&bytes)
+        .with_context(|| format!("in districts file {}", districts.display()))?;
+    let selected = adcodes
+        .iter()
+        .map(|a| a.trim().parse::<DistrictCode>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--adcodes")?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows, {elapsed} (eta {eta})")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    bar.set_message("cutting");
+    let options = GenerateOptions {
+        cell_metres,
+        ..GenerateOptions::default()
+    };
+    let set = generate(
+        &boundaries,
+        (!selected.is_empty()).then_some(selected.as_slice()),
+        options,
+        &mut |p| {
+            bar.set_length(p.rows_total);
+            bar.set_position(p.rows_done);
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(set)
 }
 
 /// Writes through a temporary file beside `path`, renamed into place only when complete,

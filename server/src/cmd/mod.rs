@@ -1,5 +1,5 @@
 //! Subcommands of the `wangge` binary, one module per area.
 
-pub mod accounts;
 pub mod catalog;
+pub mod database;
 pub mod grid;

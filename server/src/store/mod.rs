@@ -157,6 +157,15 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// A unit grid as stored: its code and its GeoJSON Feature text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGrid {
+    /// 15-digit unit grid code.
+    pub code: String,
+    /// The GeoJSON Feature.
+    pub feature: String,
+}
+
 /// Every storage operation the server needs.
 pub trait Store: Send + Sync + 'static {
     /// Which database.
@@ -194,6 +203,12 @@ pub trait Store: Send + Sync + 'static {
     fn signing_keys(&self) -> StoreFuture<'_, Vec<SigningKey>>;
     /// Adds a signing key and retires the others (at `key.created_at`).
     fn add_signing_key<'a>(&'a self, key: &'a SigningKey) -> StoreFuture<'a, ()>;
+    /// Replaces every unit grid with `grids`, in one transaction.
+    fn replace_grids<'a>(&'a self, grids: &'a [StoredGrid]) -> StoreFuture<'a, ()>;
+    /// Every unit grid, by code.
+    fn grids(&self) -> StoreFuture<'_, Vec<StoredGrid>>;
+    /// How many unit grids there are.
+    fn grid_count(&self) -> StoreFuture<'_, u64>;
     /// Appends to the audit log.
     fn audit<'a>(
         &'a self,
@@ -566,6 +581,49 @@ macro_rules! impl_store {
                     .await?;
                     tx.commit().await?;
                     Ok(())
+                })
+            }
+
+            fn replace_grids<'a>(
+                &'a self,
+                grids: &'a [$crate::store::StoredGrid],
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("DELETE FROM grids").execute(&mut *tx).await?;
+                    // Multi-row inserts: 110k grids in a few hundred statements.
+                    for chunk in grids.chunks(1000) {
+                        let mut insert =
+                            sqlx::QueryBuilder::<$db>::new("INSERT INTO grids (code, feature) ");
+                        insert.push_values(chunk, |mut row, grid| {
+                            row.push_bind(&grid.code).push_bind(&grid.feature);
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn grids(&self) -> $crate::store::StoreFuture<'_, Vec<$crate::store::StoredGrid>> {
+                Box::pin(async move {
+                    let rows: Vec<(String, String)> =
+                        sqlx::query_as("SELECT code, feature FROM grids ORDER BY code")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(code, feature)| $crate::store::StoredGrid { code, feature })
+                        .collect())
+                })
+            }
+
+            fn grid_count(&self) -> $crate::store::StoreFuture<'_, u64> {
+                Box::pin(async move {
+                    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM grids")
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(u64::try_from(count).unwrap_or(0))
                 })
             }
 

@@ -16,7 +16,10 @@ use std::io::Write;
 use ::geo::{Area, Coord, LineString, MultiPolygon, Polygon, Validation};
 use ::geojson::{Feature, FeatureWriter, Geometry, GeometryValue, JsonObject};
 
-use super::{CodeError, DistrictCode, GridDescription, GridSet, GridSetError, Hierarchy, UnitGrid};
+use super::{
+    CodeError, DistrictCode, GridCode, GridDescription, GridIndex, GridSet, GridSetError,
+    Hierarchy, UnitGrid,
+};
 
 /// Why a GeoJSON document was refused.
 #[derive(Debug, thiserror::Error)]
@@ -214,18 +217,34 @@ pub fn grid_feature(set: &GridSet, grid: &UnitGrid) -> Result<Feature, GeoJsonEr
     let description = set
         .describe(grid.code)
         .ok_or_else(|| GeoJsonError::Write(format!("unit grid {} is not in its set", grid.code)))?;
+    feature(description, &grid.geometry)
+}
+
+/// The Feature of unit grid `code` of an index (what a map shows for a bounding box),
+/// or `None` if the index has no such grid.
+pub fn index_feature(index: &GridIndex, code: GridCode) -> Result<Option<Feature>, GeoJsonError> {
+    match (index.describe(code), index.geometry(code)) {
+        (Some(description), Some(geometry)) => feature(description, &geometry).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn feature(
+    description: GridDescription,
+    geometry: &MultiPolygon<f64>,
+) -> Result<Feature, GeoJsonError> {
+    let code = description.code;
     let properties = match serde_json::to_value(description) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(_) | Err(_) => {
             return Err(GeoJsonError::Write(format!(
-                "unit grid {}: properties are not an object",
-                grid.code
+                "unit grid {code}: properties are not an object"
             )));
         }
     };
-    let value = match grid.geometry.0.as_slice() {
+    let value = match geometry.0.as_slice() {
         [single] => GeometryValue::from(single),
-        _ => GeometryValue::from(&grid.geometry),
+        _ => GeometryValue::from(geometry),
     };
     Ok(Feature {
         bbox: None,

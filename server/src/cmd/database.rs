@@ -1,5 +1,5 @@
-//! `wangge serve`, `wangge migrate`, `wangge user …`, `wangge device …`, `wangge keys
-//! rotate`: the commands that work on the database.
+//! `wangge serve`, `wangge demo`, `wangge migrate`, `wangge user …`, `wangge device …`,
+//! `wangge keys rotate`, `wangge grid import`: the commands that work on the database.
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -11,8 +11,10 @@ use clap::{Args, Subcommand};
 use wangge_server::api::{self, AppState, now_ms};
 use wangge_server::auth::{self, Auth};
 use wangge_server::config::{self, Settings};
+use wangge_server::grids;
 use wangge_server::store::{self, Store, User};
 use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::grid::GridSet;
 use wangge_sync_core::role::{GridScope, Role, check_user_id};
 
 /// Where the database is.
@@ -112,6 +114,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
     };
+    init_logging();
+    runtime()?.block_on(serve_with(settings))
+}
+
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WANGGE_LOG")
@@ -120,30 +127,39 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    runtime()?.block_on(async move {
-        tracing::info!(?settings, "starting");
-        let store = open(&settings.database_url).await?;
-        let auth = Auth::new(store.clone(), settings.lifetimes, now_ms())
-            .await
-            .context("loading the signing keys")?;
-        let app = api::router(AppState {
-            store,
-            auth: Arc::new(auth),
-        });
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("listening on {}", settings.listen))?;
-        let address = listener.local_addr()?;
-        // Printed on stdout, flushed: scripts and tests read the port from it.
-        println!("wangge listening on http://{address}");
-        use std::io::Write as _;
-        std::io::stdout().flush()?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")?;
-        Ok(ExitCode::SUCCESS)
-    })
+}
+
+async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
+    tracing::info!(?settings, "starting");
+    let store = open(&settings.database_url).await?;
+    let auth = Auth::new(store.clone(), settings.lifetimes, now_ms())
+        .await
+        .context("loading the signing keys")?;
+    let grids = grids::load(store.as_ref())
+        .await
+        .context("loading the unit grids")?;
+    match &grids {
+        Some(index) => tracing::info!(grids = index.len(), "unit grids loaded"),
+        None => tracing::warn!("no unit grids: import them with `wangge grid import`"),
+    }
+    let app = api::router(AppState {
+        store,
+        auth: Arc::new(auth),
+        grids: grids.map(Arc::new),
+    });
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    // Printed on stdout, flushed: scripts and tests read the port from it.
+    println!("wangge listening on http://{address}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {
@@ -284,4 +300,208 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         println!("new signing key {kid}; the others are retired");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Stores `set` as the server's unit grids (replacing any).
+pub fn import_grids(set: &GridSet, database: &Database) -> anyhow::Result<()> {
+    let rows = grids::to_stored(set)?;
+    runtime()?.block_on(async move {
+        let store = open(&database.url).await?;
+        store.replace_grids(&rows).await?;
+        store
+            .audit(now_ms(), "admin", "grid.import", &rows.len().to_string())
+            .await?;
+        eprintln!(
+            "imported {} unit grids into {}",
+            rows.len(),
+            config::redact_url(&database.url)
+        );
+        Ok(())
+    })
+}
+
+/// The six urban districts: 中原, 二七, 管城, 金水, 上街, 惠济.
+const URBAN_DISTRICTS: &str = "410102,410103,410104,410105,410106,410108";
+
+/// The password of every demo account (printed at start; a demo only).
+pub const DEMO_PASSWORD: &str = "wangge-demo";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo database (created if missing).
+    #[arg(
+        long = "database",
+        env = "WANGGE_DATABASE_URL",
+        default_value = "sqlite://wangge-demo.db"
+    )]
+    pub database: String,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "WANGGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// The real district boundaries to cut when the database has no grids yet.
+    #[arg(long, default_value = "data/zhengzhou-districts.geojson")]
+    pub districts: std::path::PathBuf,
+    /// Which districts to cut (adcodes); the six urban districts by default.
+    #[arg(long, value_delimiter = ',', default_value = URBAN_DISTRICTS)]
+    pub adcodes: Vec<String>,
+}
+
+/// One demo account per role that logs in (the server's own role does not).
+fn demo_accounts(
+    first_grid: &str,
+) -> Vec<(String, &'static str, Role, Option<&'static str>, String)> {
+    let community = first_grid.get(..12).unwrap_or(first_grid).to_owned();
+    let street = first_grid.get(..9).unwrap_or(first_grid).to_owned();
+    let district = first_grid.get(..6).unwrap_or(first_grid).to_owned();
+    let everywhere = "*".to_owned();
+    vec![
+        (
+            "officer".into(),
+            "执法队员",
+            Role::EnforcementOfficer,
+            Some("enforcement"),
+            community.clone(),
+        ),
+        (
+            "assistant".into(),
+            "协管员",
+            Role::Assistant,
+            Some("enforcement"),
+            community.clone(),
+        ),
+        (
+            "maintenance".into(),
+            "市政维护",
+            Role::MunicipalMaintenance,
+            Some("municipal_maintenance"),
+            community.clone(),
+        ),
+        (
+            "sanitation".into(),
+            "环卫工人",
+            Role::SanitationWorker,
+            Some("sanitation"),
+            community.clone(),
+        ),
+        (
+            "supervisor".into(),
+            "信息监督员",
+            Role::InformationSupervisor,
+            None,
+            community.clone(),
+        ),
+        (
+            "grid-leader".into(),
+            "网格长",
+            Role::GridLeader,
+            None,
+            community,
+        ),
+        (
+            "acceptor".into(),
+            "受理员",
+            Role::Acceptor,
+            None,
+            street.clone(),
+        ),
+        (
+            "shift-lead".into(),
+            "值班长",
+            Role::ShiftLead,
+            None,
+            street.clone(),
+        ),
+        (
+            "dispatcher".into(),
+            "派遣员",
+            Role::Dispatcher,
+            None,
+            street,
+        ),
+        (
+            "power".into(),
+            "供电(专业部门)",
+            Role::DepartmentHandler,
+            Some("power"),
+            everywhere.clone(),
+        ),
+        (
+            "hotline".into(),
+            "12319接线员",
+            Role::HotlineOperator,
+            None,
+            everywhere.clone(),
+        ),
+        (
+            "district".into(),
+            "区级分包领导",
+            Role::DistrictSupervisor,
+            None,
+            district,
+        ),
+        (
+            "city".into(),
+            "市级分包领导",
+            Role::CitySupervisor,
+            None,
+            everywhere.clone(),
+        ),
+        ("admin".into(), "系统管理员", Role::Admin, None, everywhere),
+    ]
+}
+
+/// `wangge demo`: a ready-to-try server on SQLite with the real urban grids and an
+/// account for every role.
+pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let runtime = runtime()?;
+    let store = runtime.block_on(open(&args.database))?;
+    if runtime.block_on(store.grid_count())? == 0 {
+        eprintln!(
+            "cutting districts {} of {} into unit grids (once; kept in the database)…",
+            args.adcodes.join(","),
+            args.districts.display()
+        );
+        let set = super::grid::cut_districts(&args.districts, &args.adcodes, 100.0)
+            .context("run `wangge demo` from the project root, or pass --districts")?;
+        let rows = grids::to_stored(&set)?;
+        runtime.block_on(store.replace_grids(&rows))?;
+        eprintln!("{} unit grids stored", rows.len());
+    }
+    let first_grid = runtime
+        .block_on(store.grids())?
+        .first()
+        .map(|g| g.code.clone())
+        .unwrap_or_default();
+    let password_hash = auth::hash_password(DEMO_PASSWORD)?;
+    println!("demo accounts (password {DEMO_PASSWORD}):");
+    for (id, name, role, team, scope) in demo_accounts(&first_grid) {
+        let user = User {
+            id: format!("demo-{id}"),
+            display_name: format!("演示{name}"),
+            role,
+            team: team.map(TeamId::new).transpose()?,
+            scope: scope.parse()?,
+            password_hash: password_hash.clone(),
+            created_at: now_ms(),
+            disabled: false,
+        };
+        match runtime.block_on(store.create_user(&user)) {
+            Ok(()) | Err(store::StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        println!(
+            "  {:<20} {:<24} scope {}",
+            user.id,
+            role.as_str(),
+            user.scope
+        );
+    }
+    drop(store);
+    let settings = Settings {
+        database_url: args.database,
+        listen: args.listen,
+        lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+    };
+    runtime.block_on(serve_with(settings))
 }

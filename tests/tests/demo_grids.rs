@@ -1,0 +1,116 @@
+//! `wangge demo` end to end on one real district (上街区, 410106): it cuts the real
+//! boundary into unit grids once, creates an account per role, serves; the grid
+//! endpoints answer a phone's GPS fix and a map's bounding box.
+
+use serde_json::json;
+use wangge_tests::{Server, answer, districts_file, http};
+
+fn demo(database: &str) -> (Server, Vec<String>) {
+    let districts = districts_file();
+    Server::spawn(
+        &[
+            "demo",
+            "--database",
+            database,
+            "--listen",
+            "127.0.0.1:0",
+            "--adcodes",
+            "410106",
+            "--districts",
+            districts.to_str().expect("UTF-8 path"),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn the_demo_serves_the_real_grids_to_every_role() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let (server, printed) = demo(&database);
+    let accounts: Vec<&String> = printed
+        .iter()
+        .filter(|l| l.trim().starts_with("demo-"))
+        .collect();
+    assert_eq!(accounts.len(), 14, "{printed:?}");
+
+    let (status, session) = answer(http().post(server.url("/v1/auth/login")).send_json(json!({
+        "user": "demo-officer", "password": "wangge-demo", "device": { "name": "test phone" }
+    })));
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["user"]["role"], "enforcement_officer");
+    let bearer = format!(
+        "Bearer {}",
+        session["access_token"].as_str().expect("token")
+    );
+    let get = |path: &str| {
+        answer(
+            http()
+                .get(server.url(path))
+                .header("Authorization", &bearer)
+                .call(),
+        )
+    };
+
+    // A GPS fix (WGS-84) in 上街区, and one in 金水区, which this demo did not cut.
+    let (status, found) = get("/v1/grids/locate?lon=113.30&lat=34.80");
+    assert_eq!(status, 200, "{found}");
+    let code = found["grid"]["code"].as_str().expect("code");
+    assert!(code.starts_with("410106") && code.len() == 15, "{found}");
+    assert_eq!(found["grid"]["district_name"], "上街区");
+    let (status, outside) = get("/v1/grids/locate?lon=113.6654&lat=34.7579");
+    assert_eq!(
+        (status, outside["error"]["code"].as_str()),
+        (404, Some("outside_grids"))
+    );
+    let (status, bad) = get("/v1/grids/locate?lon=east&lat=34.8");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, bad) = get("/v1/grids/locate?lon=113.3&lat=95");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+
+    let (status, map) = get("/v1/grids?bbox=113.300,34.800,113.305,34.805");
+    assert_eq!(status, 200, "{map}");
+    let features = map["features"].as_array().expect("features");
+    assert!(
+        !features.is_empty() && features.len() < 100,
+        "{} features",
+        features.len()
+    );
+    assert!(features.iter().all(|f| {
+        f["properties"]["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("410106"))
+    }));
+    let (status, big) = get("/v1/grids?bbox=113,34,114,35");
+    assert_eq!(
+        (status, big["error"]["code"].as_str()),
+        (400, Some("bbox_too_large"))
+    );
+    let (status, _) = answer(
+        http()
+            .get(server.url("/v1/grids/locate?lon=113.3&lat=34.8"))
+            .call(),
+    );
+    assert_eq!(status, 401);
+    drop(server);
+
+    // A second start keeps the grids and the accounts.
+    let (server, printed) = demo(&database);
+    assert_eq!(
+        printed
+            .iter()
+            .filter(|l| l.trim().starts_with("demo-"))
+            .count(),
+        14
+    );
+    let (status, _) = answer(http().post(server.url("/v1/auth/login")).send_json(json!({
+        "user": "demo-city", "password": "wangge-demo", "device": { "name": "desk" }
+    })));
+    assert_eq!(status, 200);
+}
