@@ -44,6 +44,7 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/me", get(me))
@@ -208,6 +209,17 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
     // Reading the keys is a real round trip to the database.
     state.store.signing_keys().await?;
     Ok(Json(json!({ "status": "ok" })))
+}
+
+/// The API's description, maintained by hand beside the code (`server/api/openapi.json`);
+/// `tests/tests/openapi.rs` checks that every path it documents is served.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 async fn not_found() -> ApiError {
