@@ -5,4 +5,5 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod grids;
+pub mod photos;
 pub mod store;

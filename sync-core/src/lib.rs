@@ -9,4 +9,5 @@ pub mod document;
 pub mod geo;
 pub mod grid;
 pub mod patrol;
+pub mod photo;
 pub mod role;
