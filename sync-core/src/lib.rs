@@ -8,5 +8,6 @@ pub mod catalog;
 pub mod document;
 pub mod geo;
 pub mod grid;
+pub mod ownership;
 pub mod patrol;
 pub mod role;
