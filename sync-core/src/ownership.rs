@@ -14,7 +14,7 @@
 //! [[rule]]
 //! categories = ["E0102", "E0103"]   # a category, a major class ("E01"), a kind ("C"/"E") or "*"
 //! area = "410105"                   # optional: a grid code prefix (district, street, …)
-//! team = "sanitation"               # a team of the catalogue
+//! team = "sanitation"               # optional: a team of the catalogue (default: the category's)
 //! dispatch = "auto"                 # "auto" or "queue" (the dispatcher's queue; the default)
 //!
 //! [[override]]
@@ -117,8 +117,9 @@ pub struct Rule {
     pub categories: Vec<CategoryPattern>,
     /// Grid code prefix the rule is limited to; `None` for the whole city.
     pub area: Option<String>,
-    /// The team.
-    pub team: TeamId,
+    /// The team; `None` keeps the category's default team (a rule that only sets
+    /// the dispatch mode).
+    pub team: Option<TeamId>,
     /// Automatic or queued.
     pub dispatch: DispatchMode,
 }
@@ -275,7 +276,8 @@ struct RuleEntry {
     categories: Vec<String>,
     #[serde(default)]
     area: Option<String>,
-    team: String,
+    #[serde(default)]
+    team: Option<String>,
     #[serde(default)]
     dispatch: DispatchMode,
 }
@@ -296,10 +298,18 @@ struct OverrideEntry {
     polygon: Option<Vec<[f64; 2]>>,
 }
 
+/// The built-in rules: urgent categories are dispatched automatically.
+pub const DEFAULT_TOML: &str = include_str!("ownership/default.toml");
+
 /// The widest buffer an override line may have, metres.
 pub const MAX_BUFFER_M: f64 = 500.0;
 
 impl Ownership {
+    /// The built-in rules ([`DEFAULT_TOML`]) for `catalog`.
+    pub fn builtin(catalog: &Catalog) -> Result<Ownership, OwnershipError> {
+        Ownership::from_toml_str(DEFAULT_TOML, catalog)
+    }
+
     /// Parses and checks an ownership file against `catalog` (teams must exist).
     pub fn from_toml_str(input: &str, catalog: &Catalog) -> Result<Ownership, OwnershipError> {
         let file: File = toml::from_str(input).map_err(|e| OwnershipError::Toml(e.to_string()))?;
@@ -327,7 +337,11 @@ impl Ownership {
             ownership.rules.push(Rule {
                 categories: patterns(&entry.categories).map_err(&problem)?,
                 area,
-                team: team(&entry.team, catalog).map_err(&problem)?,
+                team: entry
+                    .team
+                    .map(|t| team(&t, catalog))
+                    .transpose()
+                    .map_err(&problem)?,
                 dispatch: entry.dispatch,
             });
         }
@@ -440,7 +454,7 @@ impl Ownership {
             .max_by_key(|(key, _, _)| *key);
         Ok(match best {
             Some((_, index, rule)) => Routing {
-                team: rule.team.clone(),
+                team: rule.team.clone().unwrap_or_else(|| default.team.clone()),
                 dispatch: rule.dispatch,
                 decided_by: Decision::Rule(index),
             },

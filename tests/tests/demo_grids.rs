@@ -87,6 +87,40 @@ fn the_demo_serves_the_real_grids_to_every_role() {
             .as_str()
             .is_some_and(|c| c.starts_with("410106"))
     }));
+    // Routing: exposed garbage waits in the queue for sanitation; a burst water main
+    // goes at once to the water company (the built-in rules).
+    let (status, route) = get("/v1/routing?category=E0102&lon=113.30&lat=34.80");
+    assert_eq!(status, 200, "{route}");
+    assert_eq!(
+        (route["team"].as_str(), route["dispatch"].as_str()),
+        (Some("sanitation"), Some("queue"))
+    );
+    assert_eq!(route["grid"]["code"], found["grid"]["code"]);
+    let supervisors = route["responsible"]["supervisors"]
+        .as_array()
+        .expect("supervisors");
+    assert!(
+        supervisors.contains(&json!("demo-district")) && supervisors.contains(&json!("demo-city")),
+        "{route}"
+    );
+    let (status, route) = get("/v1/routing?category=E0402&lon=113.30&lat=34.80");
+    assert_eq!(status, 200, "{route}");
+    assert_eq!(
+        (route["team"].as_str(), route["dispatch"].as_str()),
+        (Some("water"), Some("auto"))
+    );
+    assert_eq!(route["decided_by"], json!({ "rule": 1 }));
+    let (status, bad) = get("/v1/routing?category=X9&lon=113.30&lat=34.80");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, bad) = get("/v1/routing?category=E0999&lon=113.30&lat=34.80");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("unknown_category"))
+    );
+
     let (status, big) = get("/v1/grids?bbox=113,34,114,35");
     assert_eq!(
         (status, big["error"]["code"].as_str()),

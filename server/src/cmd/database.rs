@@ -15,6 +15,7 @@ use wangge_server::grids;
 use wangge_server::store::{self, Store, User};
 use wangge_sync_core::catalog::{Catalog, TeamId};
 use wangge_sync_core::grid::GridSet;
+use wangge_sync_core::ownership::Ownership;
 use wangge_sync_core::role::{GridScope, Role, check_user_id};
 
 /// Where the database is.
@@ -32,6 +33,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (printed at start).
     #[arg(long, env = "WANGGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Ownership rules (TOML, see `sync-core/src/ownership.rs`); the built-in ones if omitted.
+    #[arg(long, env = "WANGGE_OWNERSHIP")]
+    pub ownership: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database.url,
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+        ownership: args.ownership,
     };
     init_logging();
     runtime()?.block_on(serve_with(settings))
@@ -142,10 +147,20 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(index) => tracing::info!(grids = index.len(), "unit grids loaded"),
         None => tracing::warn!("no unit grids: import them with `wangge grid import`"),
     }
+    let ownership = match &settings.ownership {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ownership::from_toml_str(&text, Catalog::builtin())
+                .with_context(|| format!("in ownership rules {}", path.display()))?
+        }
+        None => Ownership::builtin(Catalog::builtin()).context("the built-in ownership rules")?,
+    };
     let app = api::router(AppState {
         store,
         auth: Arc::new(auth),
         grids: grids.map(Arc::new),
+        ownership: Arc::new(ownership),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -344,6 +359,9 @@ pub struct DemoArgs {
     /// Which districts to cut (adcodes); the six urban districts by default.
     #[arg(long, value_delimiter = ',', default_value = URBAN_DISTRICTS)]
     pub adcodes: Vec<String>,
+    /// Ownership rules (TOML); the built-in ones if omitted.
+    #[arg(long, env = "WANGGE_OWNERSHIP")]
+    pub ownership: Option<std::path::PathBuf>,
 }
 
 /// One demo account per role that logs in (the server's own role does not).
@@ -502,6 +520,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database,
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+        ownership: args.ownership,
     };
     runtime.block_on(serve_with(settings))
 }

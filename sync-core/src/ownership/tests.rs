@@ -249,3 +249,38 @@ fn the_responsible_people_are_the_closest_posted() {
     assert!(nobody.handlers.is_empty() && nobody.grid_leaders.is_empty());
     assert_eq!(nobody.supervisors, ["city"]);
 }
+
+#[test]
+fn the_builtin_rules_dispatch_emergencies_and_manhole_covers_at_once() {
+    let catalog = Catalog::builtin();
+    let ownership = Ownership::builtin(catalog).unwrap();
+    let route = |code: &str| {
+        ownership
+            .route(catalog, code.parse().unwrap(), None, None)
+            .unwrap()
+    };
+    let collapse = route("E0402");
+    assert_eq!(
+        (collapse.team.as_str(), collapse.dispatch),
+        ("water", DispatchMode::Auto)
+    );
+    let cover = route("C0105");
+    assert_eq!(
+        (cover.team.as_str(), cover.dispatch),
+        ("power", DispatchMode::Auto)
+    );
+    let garbage = route("E0102");
+    assert_eq!(
+        (garbage.team.as_str(), garbage.dispatch),
+        ("sanitation", DispatchMode::Queue)
+    );
+    // Every manhole-cover category of the catalogue is covered.
+    for category in catalog.categories_for(crate::catalog::PlanProblem::ManholeCovers) {
+        assert_eq!(
+            route(&category.code.to_string()).dispatch,
+            DispatchMode::Auto,
+            "{}",
+            category.code
+        );
+    }
+}
