@@ -405,6 +405,7 @@ impl CaseDocument {
             at,
             actor: reporter.clone(),
             note: None,
+            grid: new.grid,
         };
         let actor = actor_id(&reporter.device)?;
         let mut fresh = Automerge::new().with_actor(actor);
@@ -621,6 +622,7 @@ impl CaseDocument {
             at,
             actor: actor.clone(),
             note,
+            grid: self.read().grid,
         };
         let view = self.fold(context);
         if let Some(reason) = view.check(&entry, context) {
@@ -636,7 +638,9 @@ impl CaseDocument {
     /// how a test puts an action the fold must ignore into a document.
     pub(crate) fn append_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
         let timeline = self.object(key::TIMELINE)?;
-        let stored = entry::StoredEntry::from_entry(entry);
+        let mut entry = entry.clone();
+        entry.grid = self.read().grid;
+        let stored = entry::StoredEntry::from_entry(&entry);
         self.edit(&entry.actor, |tx| {
             let end = tx.length(&timeline);
             autosurgeon::reconcile_insert(tx, timeline.clone(), end, &stored).map_err(am_error)
