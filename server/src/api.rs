@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/me", get(me))
+        .route("/v1/users", get(users))
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
         .route("/v1/routing", get(routing))
@@ -530,4 +531,55 @@ async fn routing(
             "supervisors": p.supervisors,
         })),
     })))
+}
+
+/// `GET /v1/users`: the users whose grids overlap the caller's. The command centre,
+/// grid leaders and supervisors may list; the city level and admins see everyone;
+/// field workers, departments and the hotline may not.
+async fn users(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use wangge_sync_core::role::{GridScope, Role};
+    let role: Role = claims
+        .role
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unknown role"))?;
+    let everyone = matches!(role, Role::Admin | Role::CitySupervisor);
+    let may_list = everyone
+        || matches!(
+            role,
+            Role::DistrictSupervisor
+                | Role::ShiftLead
+                | Role::Dispatcher
+                | Role::Acceptor
+                | Role::GridLeader
+        );
+    if !may_list {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} may not list users", role.as_str()),
+        ));
+    }
+    let scope: GridScope = claims.scope.parse().unwrap_or_default();
+    let users: Vec<serde_json::Value> = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| everyone || u.scope.overlaps(&scope))
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "display_name": u.display_name,
+                "role": u.role.as_str(),
+                "role_name_zh": u.role.name_zh(),
+                "team": u.team.map(|t| t.to_string()),
+                "scope": u.scope.to_string(),
+                "disabled": u.disabled,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "users": users })))
 }

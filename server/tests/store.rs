@@ -125,6 +125,24 @@ async fn users_are_created_once_and_read_back_whole() {
             "{backend:?}"
         );
         assert_eq!(store.user("nobody").await.expect("read"), None);
+        let scope = "410102002".parse().expect("scope");
+        assert!(
+            store
+                .set_posting("w2", Role::GridLeader, None, &scope)
+                .await
+                .expect("post")
+        );
+        assert!(
+            !store
+                .set_posting("nobody", Role::GridLeader, None, &scope)
+                .await
+                .expect("post")
+        );
+        let moved = store.user("w2").await.expect("read").expect("w2");
+        assert_eq!(
+            (moved.role, moved.team, moved.scope),
+            (Role::GridLeader, None, scope)
+        );
         let ids: Vec<String> = store
             .users()
             .await

@@ -3,7 +3,7 @@
 //! endpoints answer a phone's GPS fix and a map's bounding box.
 
 use serde_json::json;
-use wangge_tests::{Server, answer, districts_file, http};
+use wangge_tests::{Server, answer, districts_file, http, wangge_ok};
 
 fn demo(database: &str) -> (Server, Vec<String>) {
     let districts = districts_file();
@@ -120,6 +120,76 @@ fn the_demo_serves_the_real_grids_to_every_role() {
         (status, bad["error"]["code"].as_str()),
         (400, Some("unknown_category"))
     );
+
+    // Listing users: not for field workers; by overlapping grids for the street.
+    let (status, denied) = get("/v1/users");
+    assert_eq!(
+        (status, denied["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    wangge_ok(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--id",
+            "w-next-street",
+            "--name",
+            "李师傅",
+            "--role",
+            "sanitation_worker",
+            "--team",
+            "sanitation",
+            "--scope",
+            "410106002001",
+        ],
+        "password-123\n",
+    );
+    let listed = |user: &str| -> Vec<String> {
+        let (status, session) =
+            answer(http().post(server.url("/v1/auth/login")).send_json(json!({
+                "user": user, "password": "wangge-demo", "device": { "name": "desk" }
+            })));
+        assert_eq!(status, 200, "{session}");
+        let bearer = format!(
+            "Bearer {}",
+            session["access_token"].as_str().expect("token")
+        );
+        let (status, body) = answer(
+            http()
+                .get(server.url("/v1/users"))
+                .header("Authorization", &bearer)
+                .call(),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let street = listed("demo-dispatcher");
+    assert!(
+        street.contains(&"demo-officer".to_owned()) && street.contains(&"demo-district".to_owned())
+    );
+    assert!(!street.contains(&"w-next-street".to_owned()), "{street:?}");
+    assert!(listed("demo-district").contains(&"w-next-street".to_owned()));
+    wangge_ok(
+        &[
+            "user",
+            "assign",
+            "--database",
+            &database,
+            "--id",
+            "w-next-street",
+            "--scope",
+            "410106001002",
+        ],
+        "",
+    );
+    assert!(listed("demo-dispatcher").contains(&"w-next-street".to_owned()));
 
     let (status, big) = get("/v1/grids?bbox=113,34,114,35");
     assert_eq!(

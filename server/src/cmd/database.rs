@@ -65,6 +65,23 @@ pub enum UserCommand {
         #[command(flatten)]
         database: Database,
     },
+    /// Post a user: change their role, team or grids (the others stay).
+    Assign {
+        #[command(flatten)]
+        database: Database,
+        /// The user.
+        #[arg(long)]
+        id: String,
+        /// New role.
+        #[arg(long)]
+        role: Option<String>,
+        /// New team (`-` for none).
+        #[arg(long)]
+        team: Option<String>,
+        /// New grids: comma-separated grid code prefixes, or *.
+        #[arg(long)]
+        scope: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +272,46 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        UserCommand::Assign {
+            database,
+            id,
+            role,
+            team,
+            scope,
+        } => runtime()?.block_on(async move {
+            let store = open(&database.url).await?;
+            let Some(user) = store.user(&id).await? else {
+                bail!("no user {id:?}");
+            };
+            let role: Role = role.map_or(Ok(user.role), |r| r.parse())?;
+            let team = match team.as_deref() {
+                None => user.team,
+                Some("-") => None,
+                Some(team) => {
+                    let team = TeamId::new(team)?;
+                    if Catalog::builtin().team(team.as_str()).is_none() {
+                        bail!("unknown team {team}: see `wangge catalog export` for the teams");
+                    }
+                    Some(team)
+                }
+            };
+            let scope: GridScope = scope.map_or(Ok(user.scope), |s| s.parse())?;
+            store.set_posting(&id, role, team.as_ref(), &scope).await?;
+            store
+                .audit(
+                    now_ms(),
+                    "admin",
+                    "user.assign",
+                    &format!("{id} {} {scope}", role.as_str()),
+                )
+                .await?;
+            println!(
+                "{id}: {} {} {scope}",
+                role.as_str(),
+                team.as_ref().map_or("-", |t| t.as_str())
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         UserCommand::List { database } => runtime()?.block_on(async move {
             let store = open(&database.url).await?;
             for user in store.users().await? {

@@ -178,6 +178,14 @@ pub trait Store: Send + Sync + 'static {
     fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<User>>;
     /// Every user, by id.
     fn users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// Changes a user's posting (role, team, grids); false if there is no such user.
+    fn set_posting<'a>(
+        &'a self,
+        user_id: &'a str,
+        role: Role,
+        team: Option<&'a TeamId>,
+        scope: &'a GridScope,
+    ) -> StoreFuture<'a, bool>;
     /// Registers a device.
     fn create_device<'a>(&'a self, device: &'a Device) -> StoreFuture<'a, ()>;
     /// A device by id.
@@ -374,6 +382,25 @@ macro_rules! impl_store {
                     rows.into_iter()
                         .map($crate::store::parse_user)
                         .collect()
+                })
+            }
+
+            fn set_posting<'a>(
+                &'a self,
+                user_id: &'a str,
+                role: wangge_sync_core::role::Role,
+                team: Option<&'a wangge_sync_core::catalog::TeamId>,
+                scope: &'a wangge_sync_core::role::GridScope,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE users SET role = $1, team = $2, scope = $3 WHERE id = $4")
+                        .bind(role.as_str())
+                        .bind(team.map(|t| t.as_str()))
+                        .bind(scope.to_string())
+                        .bind(user_id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() > 0)
                 })
             }
 
