@@ -358,11 +358,26 @@ async fn importing_grids_replaces_them_whole() {
             .collect();
         store.replace_grids(&many).await.expect("import");
         assert_eq!(store.grid_count().await.expect("count"), 2_500);
+        // Paging through them in code order.
+        let mut after: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let page = store
+                .grids_page(after.as_deref(), 1_000)
+                .await
+                .expect("page");
+            seen += page.len();
+            match page.last() {
+                Some(last) => after = Some(last.code.clone()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 2_500);
         store
             .replace_grids(&[grid("410103001001001"), grid("410102001001001")])
             .await
             .expect("import again");
-        let stored = store.grids().await.expect("read");
+        let stored = store.grids_page(None, 10).await.expect("read");
         let codes: Vec<&str> = stored.iter().map(|g| g.code.as_str()).collect();
         assert_eq!(
             codes,
@@ -371,5 +386,10 @@ async fn importing_grids_replaces_them_whole() {
             store.backend()
         );
         assert_eq!(stored[0], grid("410102001001001"));
+        let next = store
+            .grids_page(Some("410102001001001"), 10)
+            .await
+            .expect("page");
+        assert_eq!(next, [grid("410103001001001")]);
     }
 }

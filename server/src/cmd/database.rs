@@ -544,7 +544,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{} unit grids stored", rows.len());
     }
     let first_grid = runtime
-        .block_on(store.grids())?
+        .block_on(store.grids_page(None, 1))?
         .first()
         .map(|g| g.code.clone())
         .unwrap_or_default();
