@@ -52,6 +52,24 @@ pub use fold::{CaseView, IgnoredReason, Outcome, Status, StepRecord, WorkflowCon
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The longest description, in characters (a page of text; photos carry the rest).
+pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
+/// The longest address, in characters.
+pub const MAX_ADDRESS_CHARS: usize = 200;
+/// The longest note of a timeline entry, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
+/// Refuses a text longer than `max` characters.
+pub(crate) fn check_length(what: &str, text: &str, max: usize) -> Result<(), CaseError> {
+    let length = text.chars().count();
+    if length > max {
+        return Err(CaseError::Invalid(format!(
+            "{what} has {length} characters; the most is {max}"
+        )));
+    }
+    Ok(())
+}
+
 /// Root keys of a case document.
 pub(crate) mod key {
     pub const SCHEMA_VERSION: &str = "schema_version";
@@ -399,6 +417,8 @@ impl CaseDocument {
         }
         check_user_id(&reporter.user).map_err(|e| CaseError::Invalid(e.to_string()))?;
         new.location.check()?;
+        check_length("the description", &new.description, MAX_DESCRIPTION_CHARS)?;
+        check_length("the address", &new.address, MAX_ADDRESS_CHARS)?;
         let report = TimelineEntry {
             id: entry_id.to_owned(),
             action: Action::Report,
@@ -616,6 +636,9 @@ impl CaseDocument {
         note: Option<String>,
     ) -> Result<(), CaseError> {
         self.refuse_newer()?;
+        if let Some(note) = &note {
+            check_length("the note", note, MAX_NOTE_CHARS)?;
+        }
         let entry = TimelineEntry {
             id: entry_id.to_owned(),
             action,
@@ -686,6 +709,7 @@ impl CaseDocument {
     /// Replaces the description with `text`; Automerge records the difference as
     /// character edits, so a concurrent edit elsewhere in the text survives.
     pub fn set_description(&mut self, actor: &Actor, text: &str) -> Result<(), CaseError> {
+        check_length("the description", text, MAX_DESCRIPTION_CHARS)?;
         self.refuse_newer()?;
         let description = self.object(key::DESCRIPTION)?;
         self.edit(actor, |tx| {
@@ -734,6 +758,7 @@ impl CaseDocument {
 
     /// Sets the address text.
     pub fn set_address(&mut self, actor: &Actor, address: &str) -> Result<(), CaseError> {
+        check_length("the address", address, MAX_ADDRESS_CHARS)?;
         self.refuse_newer()?;
         self.edit(actor, |tx| {
             tx.put(ROOT, key::ADDRESS, address).map_err(am_error)

@@ -209,6 +209,30 @@ fn check_effect(
             }
         }
     }
+    // Texts stay bounded: the description and address as they are after the change.
+    let after = [effect.hash];
+    if let Some(text) = object_at(doc, key::DESCRIPTION, &after)
+        && doc
+            .text_at(&text, &after)
+            .is_ok_and(|t| t.chars().count() > super::MAX_DESCRIPTION_CHARS)
+    {
+        refuse(
+            key::DESCRIPTION,
+            ViolationKind::TooLong {
+                max: super::MAX_DESCRIPTION_CHARS,
+            },
+        );
+    }
+    if string_at(doc, key::ADDRESS, &after)
+        .is_some_and(|a| a.chars().count() > super::MAX_ADDRESS_CHARS)
+    {
+        refuse(
+            key::ADDRESS,
+            ViolationKind::TooLong {
+                max: super::MAX_ADDRESS_CHARS,
+            },
+        );
+    }
     if creating && reporter.is_some() && !is_reporter {
         refuse(
             key::REPORTER,
@@ -274,6 +298,18 @@ fn check_claims(
             ),
             ("grid", entry.grid.map(|g| g.to_string()) == grid_then),
         ];
+        if entry
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > super::MAX_NOTE_CHARS)
+        {
+            violations.push(Violation {
+                path: format!("{path}/note"),
+                kind: ViolationKind::TooLong {
+                    max: super::MAX_NOTE_CHARS,
+                },
+            });
+        }
         for (field, matches) in claims {
             if !matches {
                 violations.push(Violation {

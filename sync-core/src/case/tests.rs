@@ -1160,3 +1160,40 @@ fn moving_a_case_to_another_grid_keeps_what_was_done_in_the_first() {
         ViolationKind::ClaimMismatch { field: "grid" }
     );
 }
+
+#[test]
+fn texts_are_bounded_locally_and_by_the_write_rules() {
+    let c = cast();
+    let mut case = reported(&c.officer);
+    let long = "垃".repeat(MAX_DESCRIPTION_CHARS + 1);
+    assert!(matches!(
+        case.set_description(&c.officer, &long),
+        Err(CaseError::Invalid(_))
+    ));
+    assert!(
+        case.set_address(&c.officer, &"路".repeat(MAX_ADDRESS_CHARS + 1))
+            .is_err()
+    );
+    let note = Some("注".repeat(MAX_NOTE_CHARS + 1));
+    assert!(
+        case.act(&context(), &c.acceptor, "n", Action::Comment, at(1), note)
+            .is_err()
+    );
+    // The same edit made without the local checks is refused by the write rules.
+    let base = case.automerge().clone();
+    let description = case.object(key::DESCRIPTION).unwrap();
+    let mut fork = base.fork().with_actor(actor_id(&c.officer.device).unwrap());
+    fork.transact::<_, _, automerge::AutomergeError>(|tx| {
+        tx.splice_text(&description, 0, 0, &long)
+    })
+    .unwrap();
+    let changes: Vec<_> = fork.get_changes(&base.get_heads()).into_iter().collect();
+    let refused = rules::check_case_changes(&base, &changes, &c.officer).unwrap_err();
+    assert_eq!(
+        refused.violations[0].kind,
+        ViolationKind::TooLong {
+            max: MAX_DESCRIPTION_CHARS
+        }
+    );
+    assert_eq!(case.read().description, "路边暴露垃圾一堆");
+}
