@@ -14,9 +14,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use wangge_sync_core::catalog::{Catalog, CategoryCode};
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::grid::geojson::index_feature;
+use wangge_sync_core::ownership::{Decision, DispatchMode, Ownership, Posting, responsible};
 
 use crate::auth::{Auth, AuthError, Claims, Session};
 use crate::store::{Store, StoreError};
@@ -30,6 +32,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The unit grids, if any are imported (loaded at start).
     pub grids: Option<Arc<GridIndex>>,
+    /// Which team handles what, where.
+    pub ownership: Arc<Ownership>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -48,8 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/me", get(me))
+        .route("/v1/users", get(users))
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
+        .route("/v1/routing", get(routing))
         .fallback(not_found)
         .with_state(state)
 }
@@ -367,17 +373,7 @@ async fn locate(
     QueryParams(query): QueryParams<LocateQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let index = grid_index(&state)?;
-    let crs = match query.crs.as_deref().unwrap_or("wgs84") {
-        "wgs84" => Crs::Wgs84,
-        "gcj02" => Crs::Gcj02,
-        "bd09" => Crs::Bd09,
-        other => {
-            return Err(bad_request(
-                "invalid_query",
-                format!("unknown crs {other:?}: use wgs84, gcj02 or bd09"),
-            ));
-        }
-    };
+    let crs = parse_crs(query.crs.as_deref())?;
     let point = LonLat::new(query.lon, query.lat)
         .map_err(|e| bad_request("invalid_query", e.to_string()))?;
     let described = index
@@ -453,4 +449,137 @@ async fn grids_in_bbox(
     Ok(Json(
         json!({ "type": "FeatureCollection", "features": features }),
     ))
+}
+
+fn parse_crs(crs: Option<&str>) -> Result<Crs, ApiError> {
+    match crs.unwrap_or("wgs84") {
+        "wgs84" => Ok(Crs::Wgs84),
+        "gcj02" => Ok(Crs::Gcj02),
+        "bd09" => Ok(Crs::Bd09),
+        other => Err(bad_request(
+            "invalid_query",
+            format!("unknown crs {other:?}: use wgs84, gcj02 or bd09"),
+        )),
+    }
+}
+
+/// `GET /v1/routing?category=&lon=&lat=&crs=`: where a case of this category at this
+/// point would go — the grid, the team, automatic or queued dispatch, why, and the
+/// responsible people. What the server will apply to every new case.
+#[derive(Debug, Deserialize)]
+struct RoutingQuery {
+    category: String,
+    lon: f64,
+    lat: f64,
+    #[serde(default)]
+    crs: Option<String>,
+}
+
+async fn routing(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(query): QueryParams<RoutingQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = grid_index(&state)?;
+    let category: CategoryCode = query
+        .category
+        .parse()
+        .map_err(|e| bad_request("invalid_query", format!("category: {e}")))?;
+    let crs = parse_crs(query.crs.as_deref())?;
+    let point = LonLat::new(query.lon, query.lat)
+        .map_err(|e| bad_request("invalid_query", e.to_string()))?;
+    let gcj02 = point.to_gcj02(crs);
+    let grid = index.locate_gcj02(gcj02);
+    let catalog = Catalog::builtin();
+    let routing = state
+        .ownership
+        .route(catalog, category, grid, Some(gcj02))
+        .map_err(|e| bad_request("unknown_category", e.to_string()))?;
+    let postings: Vec<Posting> = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| !u.disabled)
+        .map(|u| Posting {
+            user: u.id,
+            role: u.role,
+            team: u.team,
+            scope: u.scope,
+        })
+        .collect();
+    let people = grid.map(|g| responsible(&postings, &routing.team, g));
+    let team_name = catalog
+        .team(routing.team.as_str())
+        .map(|t| t.name_zh.clone());
+    Ok(Json(json!({
+        "grid": grid.and_then(|g| index.describe(g)),
+        "team": routing.team.as_str(),
+        "team_name_zh": team_name,
+        "dispatch": match routing.dispatch {
+            DispatchMode::Auto => "auto",
+            DispatchMode::Queue => "queue",
+        },
+        "decided_by": match &routing.decided_by {
+            Decision::Override(name) => json!({ "override": name }),
+            Decision::Rule(index) => json!({ "rule": index + 1 }),
+            Decision::CatalogDefault => json!("catalog_default"),
+        },
+        "responsible": people.map(|p| json!({
+            "handlers": p.handlers,
+            "grid_leaders": p.grid_leaders,
+            "supervisors": p.supervisors,
+        })),
+    })))
+}
+
+/// `GET /v1/users`: the users whose grids overlap the caller's. The command centre,
+/// grid leaders and supervisors may list; the city level and admins see everyone;
+/// field workers, departments and the hotline may not.
+async fn users(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use wangge_sync_core::role::{GridScope, Role};
+    let role: Role = claims
+        .role
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unknown role"))?;
+    let everyone = matches!(role, Role::Admin | Role::CitySupervisor);
+    let may_list = everyone
+        || matches!(
+            role,
+            Role::DistrictSupervisor
+                | Role::ShiftLead
+                | Role::Dispatcher
+                | Role::Acceptor
+                | Role::GridLeader
+        );
+    if !may_list {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} may not list users", role.as_str()),
+        ));
+    }
+    let scope: GridScope = claims.scope.parse().unwrap_or_default();
+    let users: Vec<serde_json::Value> = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| everyone || u.scope.overlaps(&scope))
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "display_name": u.display_name,
+                "role": u.role.as_str(),
+                "role_name_zh": u.role.name_zh(),
+                "team": u.team.map(|t| t.to_string()),
+                "scope": u.scope.to_string(),
+                "disabled": u.disabled,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "users": users })))
 }

@@ -19,6 +19,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Token lifetimes (`WANGGE_ACCESS_TOKEN_SECONDS`, `WANGGE_REFRESH_TOKEN_SECONDS`).
     pub lifetimes: TokenLifetimes,
+    /// An ownership rules file (TOML); the built-in rules when `None`.
+    pub ownership: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
             .field("lifetimes", &self.lifetimes)
+            .field("ownership", &self.ownership)
             .finish()
     }
 }

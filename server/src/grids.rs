@@ -1,7 +1,7 @@
 //! The unit grids the server knows: stored as GeoJSON Features in the database, held
 //! in memory as a [`GridIndex`] for locating points and answering map requests.
 
-use wangge_sync_core::grid::geojson::{GeoJsonError, grid_feature, read_grids};
+use wangge_sync_core::grid::geojson::{GeoJsonError, GridSetReader, grid_feature};
 use wangge_sync_core::grid::{GridIndex, GridSet};
 
 use crate::store::{Store, StoreError, StoredGrid};
@@ -35,22 +35,27 @@ pub fn to_stored(set: &GridSet) -> Result<Vec<StoredGrid>, GeoJsonError> {
         .collect()
 }
 
-/// Loads the stored grids into an index; `None` when none are stored.
+/// How many stored grids are read per page when loading.
+const PAGE: u32 = 10_000;
+
+/// Loads the stored grids into an index; `None` when none are stored. Reads them a
+/// page at a time, parsing each Feature as it comes, so the peak is one page of text.
 pub async fn load(store: &dyn Store) -> Result<Option<GridIndex>, GridsError> {
-    let stored = store.grids().await?;
-    if stored.is_empty() {
+    let mut reader = GridSetReader::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.grids_page(after.as_deref(), PAGE).await?;
+        for grid in &page {
+            reader.push_json(grid.feature.as_bytes())?;
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = Some(last.code.clone()),
+            _ => break,
+        }
+    }
+    if reader.is_empty() {
         return Ok(None);
     }
-    // Reassembled into one FeatureCollection, read with the same validation as a file.
-    let mut collection = String::from(r#"{"type":"FeatureCollection","features":["#);
-    for (i, grid) in stored.iter().enumerate() {
-        if i > 0 {
-            collection.push(',');
-        }
-        collection.push_str(&grid.feature);
-    }
-    collection.push_str("]}");
-    let set = read_grids(collection.as_bytes())?;
-    let index = GridIndex::build(set).map_err(|e| GridsError::Index(e.to_string()))?;
+    let index = GridIndex::build(reader.finish()?).map_err(|e| GridsError::Index(e.to_string()))?;
     Ok(Some(index))
 }

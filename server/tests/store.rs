@@ -125,6 +125,24 @@ async fn users_are_created_once_and_read_back_whole() {
             "{backend:?}"
         );
         assert_eq!(store.user("nobody").await.expect("read"), None);
+        let scope = "410102002".parse().expect("scope");
+        assert!(
+            store
+                .set_posting("w2", Role::GridLeader, None, &scope)
+                .await
+                .expect("post")
+        );
+        assert!(
+            !store
+                .set_posting("nobody", Role::GridLeader, None, &scope)
+                .await
+                .expect("post")
+        );
+        let moved = store.user("w2").await.expect("read").expect("w2");
+        assert_eq!(
+            (moved.role, moved.team, moved.scope),
+            (Role::GridLeader, None, scope)
+        );
         let ids: Vec<String> = store
             .users()
             .await
@@ -340,11 +358,26 @@ async fn importing_grids_replaces_them_whole() {
             .collect();
         store.replace_grids(&many).await.expect("import");
         assert_eq!(store.grid_count().await.expect("count"), 2_500);
+        // Paging through them in code order.
+        let mut after: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let page = store
+                .grids_page(after.as_deref(), 1_000)
+                .await
+                .expect("page");
+            seen += page.len();
+            match page.last() {
+                Some(last) => after = Some(last.code.clone()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 2_500);
         store
             .replace_grids(&[grid("410103001001001"), grid("410102001001001")])
             .await
             .expect("import again");
-        let stored = store.grids().await.expect("read");
+        let stored = store.grids_page(None, 10).await.expect("read");
         let codes: Vec<&str> = stored.iter().map(|g| g.code.as_str()).collect();
         assert_eq!(
             codes,
@@ -353,5 +386,10 @@ async fn importing_grids_replaces_them_whole() {
             store.backend()
         );
         assert_eq!(stored[0], grid("410102001001001"));
+        let next = store
+            .grids_page(Some("410102001001001"), 10)
+            .await
+            .expect("page");
+        assert_eq!(next, [grid("410103001001001")]);
     }
 }

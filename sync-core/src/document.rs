@@ -149,6 +149,12 @@ pub enum ViolationKind {
     /// A root key this schema does not have.
     #[error("unknown field")]
     UnknownField,
+    /// A text longer than its limit.
+    #[error("longer than {max} characters")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// A change's effect, seen two ways: as patches against the document at its

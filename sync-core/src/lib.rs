@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod document;
 pub mod geo;
 pub mod grid;
+pub mod ownership;
 pub mod patrol;
 pub mod photo;
 pub mod role;

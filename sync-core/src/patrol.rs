@@ -37,6 +37,9 @@ mod tests;
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The longest note of a check-in or comment of a review, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
 /// The most points one track batch may hold (a day at one point a second is 86,400;
 /// phones send far fewer, more often).
 pub const MAX_TRACK_BATCH: usize = 10_000;
@@ -147,6 +150,7 @@ impl StoredCheckIn {
             Some(grid) => Some(grid.parse::<GridCode>().map_err(|e| e.to_string())?),
             None => None,
         };
+        check_note(self.note.as_deref())?;
         Ok(CheckIn {
             id,
             at,
@@ -223,6 +227,15 @@ fn decode_batch(bytes: &[u8]) -> Result<Vec<TrackPoint>, String> {
         point.at().ok_or("track point time out of range")?;
     }
     Ok(batch.points)
+}
+
+fn check_note(note: Option<&str>) -> Result<(), String> {
+    match note.map(|n| n.chars().count()) {
+        Some(length) if length > MAX_NOTE_CHARS => Err(format!(
+            "note of {length} characters; the most is {MAX_NOTE_CHARS}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A supervisor's verdict on the day's patrol.
@@ -337,6 +350,7 @@ impl StoredReview {
             .as_deref()
             .and_then(Verdict::parse)
             .ok_or("missing or unknown verdict")?;
+        check_note(self.comment.as_deref())?;
         Ok(Review {
             id,
             at,
@@ -496,6 +510,7 @@ impl PatrolLog {
             ));
         }
         let stored = StoredCheckIn::from_check_in(check_in);
+        stored.parse().map_err(PatrolError::Invalid)?;
         self.append(worker, key::CHECKINS, |tx, list, end| {
             autosurgeon::reconcile_insert(tx, list, end, &stored).map_err(am_error)
         })
@@ -540,6 +555,7 @@ impl PatrolLog {
             return Err(PatrolError::Invalid("review id must be 1-64 bytes".into()));
         }
         let stored = StoredReview::from_review(review);
+        stored.parse().map_err(PatrolError::Invalid)?;
         self.append(&review.reviewer, key::REVIEWS, |tx, list, end| {
             autosurgeon::reconcile_insert(tx, list, end, &stored).map_err(am_error)
         })

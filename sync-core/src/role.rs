@@ -318,6 +318,17 @@ impl GridScope {
             .max()
     }
 
+    /// Whether the two scopes share any grid (one's prefix is a prefix of the
+    /// other's): a district supervisor's scope overlaps every scope inside it.
+    pub fn overlaps(&self, other: &GridScope) -> bool {
+        self.prefixes.iter().any(|p| {
+            other
+                .prefixes
+                .iter()
+                .any(|q| p.starts_with(q.as_str()) || q.starts_with(p.as_str()))
+        })
+    }
+
     /// The prefixes, `""` standing for the whole city.
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes

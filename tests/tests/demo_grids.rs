@@ -3,7 +3,7 @@
 //! endpoints answer a phone's GPS fix and a map's bounding box.
 
 use serde_json::json;
-use wangge_tests::{Server, answer, districts_file, http};
+use wangge_tests::{Server, answer, districts_file, http, wangge_ok};
 
 fn demo(database: &str) -> (Server, Vec<String>) {
     let districts = districts_file();
@@ -87,6 +87,110 @@ fn the_demo_serves_the_real_grids_to_every_role() {
             .as_str()
             .is_some_and(|c| c.starts_with("410106"))
     }));
+    // Routing: exposed garbage waits in the queue for sanitation; a burst water main
+    // goes at once to the water company (the built-in rules).
+    let (status, route) = get("/v1/routing?category=E0102&lon=113.30&lat=34.80");
+    assert_eq!(status, 200, "{route}");
+    assert_eq!(
+        (route["team"].as_str(), route["dispatch"].as_str()),
+        (Some("sanitation"), Some("queue"))
+    );
+    assert_eq!(route["grid"]["code"], found["grid"]["code"]);
+    let supervisors = route["responsible"]["supervisors"]
+        .as_array()
+        .expect("supervisors");
+    assert!(
+        supervisors.contains(&json!("demo-district")) && supervisors.contains(&json!("demo-city")),
+        "{route}"
+    );
+    let (status, route) = get("/v1/routing?category=E0402&lon=113.30&lat=34.80");
+    assert_eq!(status, 200, "{route}");
+    assert_eq!(
+        (route["team"].as_str(), route["dispatch"].as_str()),
+        (Some("water"), Some("auto"))
+    );
+    assert_eq!(route["decided_by"], json!({ "rule": 1 }));
+    let (status, bad) = get("/v1/routing?category=X9&lon=113.30&lat=34.80");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, bad) = get("/v1/routing?category=E0999&lon=113.30&lat=34.80");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("unknown_category"))
+    );
+
+    // Listing users: not for field workers; by overlapping grids for the street.
+    let (status, denied) = get("/v1/users");
+    assert_eq!(
+        (status, denied["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    wangge_ok(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--id",
+            "w-next-street",
+            "--name",
+            "李师傅",
+            "--role",
+            "sanitation_worker",
+            "--team",
+            "sanitation",
+            "--scope",
+            "410106002001",
+        ],
+        "password-123\n",
+    );
+    let listed = |user: &str| -> Vec<String> {
+        let (status, session) =
+            answer(http().post(server.url("/v1/auth/login")).send_json(json!({
+                "user": user, "password": "wangge-demo", "device": { "name": "desk" }
+            })));
+        assert_eq!(status, 200, "{session}");
+        let bearer = format!(
+            "Bearer {}",
+            session["access_token"].as_str().expect("token")
+        );
+        let (status, body) = answer(
+            http()
+                .get(server.url("/v1/users"))
+                .header("Authorization", &bearer)
+                .call(),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let street = listed("demo-dispatcher");
+    assert!(
+        street.contains(&"demo-officer".to_owned()) && street.contains(&"demo-district".to_owned())
+    );
+    assert!(!street.contains(&"w-next-street".to_owned()), "{street:?}");
+    assert!(listed("demo-district").contains(&"w-next-street".to_owned()));
+    wangge_ok(
+        &[
+            "user",
+            "assign",
+            "--database",
+            &database,
+            "--id",
+            "w-next-street",
+            "--scope",
+            "410106001002",
+        ],
+        "",
+    );
+    assert!(listed("demo-dispatcher").contains(&"w-next-street".to_owned()));
+
     let (status, big) = get("/v1/grids?bbox=113,34,114,35");
     assert_eq!(
         (status, big["error"]["code"].as_str()),

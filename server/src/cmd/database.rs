@@ -15,6 +15,7 @@ use wangge_server::grids;
 use wangge_server::store::{self, Store, User};
 use wangge_sync_core::catalog::{Catalog, TeamId};
 use wangge_sync_core::grid::GridSet;
+use wangge_sync_core::ownership::Ownership;
 use wangge_sync_core::role::{GridScope, Role, check_user_id};
 
 /// Where the database is.
@@ -32,6 +33,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (printed at start).
     #[arg(long, env = "WANGGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Ownership rules (TOML, see `sync-core/src/ownership.rs`); the built-in ones if omitted.
+    #[arg(long, env = "WANGGE_OWNERSHIP")]
+    pub ownership: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +64,23 @@ pub enum UserCommand {
     List {
         #[command(flatten)]
         database: Database,
+    },
+    /// Post a user: change their role, team or grids (the others stay).
+    Assign {
+        #[command(flatten)]
+        database: Database,
+        /// The user.
+        #[arg(long)]
+        id: String,
+        /// New role.
+        #[arg(long)]
+        role: Option<String>,
+        /// New team (`-` for none).
+        #[arg(long)]
+        team: Option<String>,
+        /// New grids: comma-separated grid code prefixes, or *.
+        #[arg(long)]
+        scope: Option<String>,
     },
 }
 
@@ -113,6 +134,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database.url,
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+        ownership: args.ownership,
     };
     init_logging();
     runtime()?.block_on(serve_with(settings))
@@ -142,10 +164,20 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(index) => tracing::info!(grids = index.len(), "unit grids loaded"),
         None => tracing::warn!("no unit grids: import them with `wangge grid import`"),
     }
+    let ownership = match &settings.ownership {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ownership::from_toml_str(&text, Catalog::builtin())
+                .with_context(|| format!("in ownership rules {}", path.display()))?
+        }
+        None => Ownership::builtin(Catalog::builtin()).context("the built-in ownership rules")?,
+    };
     let app = api::router(AppState {
         store,
         auth: Arc::new(auth),
         grids: grids.map(Arc::new),
+        ownership: Arc::new(ownership),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -240,6 +272,46 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        UserCommand::Assign {
+            database,
+            id,
+            role,
+            team,
+            scope,
+        } => runtime()?.block_on(async move {
+            let store = open(&database.url).await?;
+            let Some(user) = store.user(&id).await? else {
+                bail!("no user {id:?}");
+            };
+            let role: Role = role.map_or(Ok(user.role), |r| r.parse())?;
+            let team = match team.as_deref() {
+                None => user.team,
+                Some("-") => None,
+                Some(team) => {
+                    let team = TeamId::new(team)?;
+                    if Catalog::builtin().team(team.as_str()).is_none() {
+                        bail!("unknown team {team}: see `wangge catalog export` for the teams");
+                    }
+                    Some(team)
+                }
+            };
+            let scope: GridScope = scope.map_or(Ok(user.scope), |s| s.parse())?;
+            store.set_posting(&id, role, team.as_ref(), &scope).await?;
+            store
+                .audit(
+                    now_ms(),
+                    "admin",
+                    "user.assign",
+                    &format!("{id} {} {scope}", role.as_str()),
+                )
+                .await?;
+            println!(
+                "{id}: {} {} {scope}",
+                role.as_str(),
+                team.as_ref().map_or("-", |t| t.as_str())
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         UserCommand::List { database } => runtime()?.block_on(async move {
             let store = open(&database.url).await?;
             for user in store.users().await? {
@@ -344,6 +416,9 @@ pub struct DemoArgs {
     /// Which districts to cut (adcodes); the six urban districts by default.
     #[arg(long, value_delimiter = ',', default_value = URBAN_DISTRICTS)]
     pub adcodes: Vec<String>,
+    /// Ownership rules (TOML); the built-in ones if omitted.
+    #[arg(long, env = "WANGGE_OWNERSHIP")]
+    pub ownership: Option<std::path::PathBuf>,
 }
 
 /// One demo account per role that logs in (the server's own role does not).
@@ -456,7 +531,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let runtime = runtime()?;
     let store = runtime.block_on(open(&args.database))?;
-    if runtime.block_on(store.grid_count())? == 0 {
+    // One row is enough to know; counting would read the whole table.
+    if runtime.block_on(store.grids_page(None, 1))?.is_empty() {
         eprintln!(
             "cutting districts {} of {} into unit grids (once; kept in the database)…",
             args.adcodes.join(","),
@@ -469,7 +545,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{} unit grids stored", rows.len());
     }
     let first_grid = runtime
-        .block_on(store.grids())?
+        .block_on(store.grids_page(None, 1))?
         .first()
         .map(|g| g.code.clone())
         .unwrap_or_default();
@@ -502,6 +578,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database,
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+        ownership: args.ownership,
     };
     runtime.block_on(serve_with(settings))
 }

@@ -178,6 +178,14 @@ pub trait Store: Send + Sync + 'static {
     fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<User>>;
     /// Every user, by id.
     fn users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// Changes a user's posting (role, team, grids); false if there is no such user.
+    fn set_posting<'a>(
+        &'a self,
+        user_id: &'a str,
+        role: Role,
+        team: Option<&'a TeamId>,
+        scope: &'a GridScope,
+    ) -> StoreFuture<'a, bool>;
     /// Registers a device.
     fn create_device<'a>(&'a self, device: &'a Device) -> StoreFuture<'a, ()>;
     /// A device by id.
@@ -205,8 +213,13 @@ pub trait Store: Send + Sync + 'static {
     fn add_signing_key<'a>(&'a self, key: &'a SigningKey) -> StoreFuture<'a, ()>;
     /// Replaces every unit grid with `grids`, in one transaction.
     fn replace_grids<'a>(&'a self, grids: &'a [StoredGrid]) -> StoreFuture<'a, ()>;
-    /// Every unit grid, by code.
-    fn grids(&self) -> StoreFuture<'_, Vec<StoredGrid>>;
+    /// Up to `limit` unit grids with codes after `after` (all when `None`), by code: a
+    /// page, so that a city's 760k grids never sit in memory as text at once.
+    fn grids_page<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredGrid>>;
     /// How many unit grids there are.
     fn grid_count(&self) -> StoreFuture<'_, u64>;
     /// Appends to the audit log.
@@ -374,6 +387,25 @@ macro_rules! impl_store {
                     rows.into_iter()
                         .map($crate::store::parse_user)
                         .collect()
+                })
+            }
+
+            fn set_posting<'a>(
+                &'a self,
+                user_id: &'a str,
+                role: wangge_sync_core::role::Role,
+                team: Option<&'a wangge_sync_core::catalog::TeamId>,
+                scope: &'a wangge_sync_core::role::GridScope,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE users SET role = $1, team = $2, scope = $3 WHERE id = $4")
+                        .bind(role.as_str())
+                        .bind(team.map(|t| t.as_str()))
+                        .bind(scope.to_string())
+                        .bind(user_id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() > 0)
                 })
             }
 
@@ -605,12 +637,19 @@ macro_rules! impl_store {
                 })
             }
 
-            fn grids(&self) -> $crate::store::StoreFuture<'_, Vec<$crate::store::StoredGrid>> {
+            fn grids_page<'a>(
+                &'a self,
+                after: Option<&'a str>,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::StoredGrid>> {
                 Box::pin(async move {
-                    let rows: Vec<(String, String)> =
-                        sqlx::query_as("SELECT code, feature FROM grids ORDER BY code")
-                            .fetch_all(&self.pool)
-                            .await?;
+                    let rows: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT code, feature FROM grids WHERE code > $1 ORDER BY code LIMIT $2",
+                    )
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
                     Ok(rows
                         .into_iter()
                         .map(|(code, feature)| $crate::store::StoredGrid { code, feature })

@@ -122,6 +122,7 @@ proptest! {
                         at: at(i64::try_from(i).unwrap() * 7),
                         actor: who,
                         note: None,
+                        grid: None,
                     };
                     docs[*replica].append_entry(&entry).unwrap();
                     appended.push(id);

@@ -14,6 +14,7 @@ use autosurgeon::{Hydrate, Reconcile, Reconciler};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{TeamId, TimeLimit};
+use crate::grid::GridCode;
 use crate::role::{Actor, GridScope, Role, check_user_id};
 
 /// What an entry does to the case. The workflow (which role may do which action in
@@ -223,6 +224,11 @@ pub struct TimelineEntry {
     pub actor: Actor,
     /// Free text: the reason for a return, a void, a rework; a comment.
     pub note: Option<String>,
+    /// The case's unit grid when the entry was written. The document sets it (the
+    /// write rules check it), so that the actor's scope is judged against the grid
+    /// they acted on, even after the case is moved to another grid. `None` in
+    /// entries written before it was recorded; the case's current grid then counts.
+    pub grid: Option<GridCode>,
 }
 
 /// Why a stored entry could not be read. The fold keeps the entry, ignored, with
@@ -278,6 +284,8 @@ pub(crate) struct StoredEntry {
     pub extra: Option<String>,
     #[autosurgeon(missing = "Option::default")]
     pub approved: Option<bool>,
+    #[autosurgeon(missing = "Option::default")]
+    pub grid: Option<String>,
 }
 
 impl Reconcile for StoredEntry {
@@ -298,6 +306,7 @@ impl Reconcile for StoredEntry {
             ("to_team", &self.to_team),
             ("assignee", &self.assignee),
             ("extra", &self.extra),
+            ("grid", &self.grid),
         ];
         for (key, value) in strings {
             if let Some(value) = value {
@@ -355,6 +364,7 @@ impl StoredEntry {
                 "to_team" => stored.to_team = text()?,
                 "assignee" => stored.assignee = text()?,
                 "extra" => stored.extra = text()?,
+                "grid" => stored.grid = text()?,
                 "at" => {
                     stored.at = match &item.value {
                         ValueRef::Scalar(ScalarValueRef::Int(v) | ScalarValueRef::Timestamp(v)) => {
@@ -389,6 +399,7 @@ impl StoredEntry {
             scope: Some(entry.actor.scope.to_string()),
             device: Some(entry.actor.device.clone()),
             note: entry.note.clone(),
+            grid: entry.grid.map(|g| g.to_string()),
             ..StoredEntry::default()
         };
         match &entry.action {
@@ -469,10 +480,15 @@ impl StoredEntry {
             ActionName::Reopen => Action::Reopen,
             ActionName::Comment => Action::Comment,
         };
+        let grid = match &self.grid {
+            Some(grid) => Some(grid.parse::<GridCode>().map_err(|e| invalid("grid", e))?),
+            None => None,
+        };
         Ok(TimelineEntry {
             id,
             action,
             at,
+            grid,
             actor: Actor {
                 user,
                 role,

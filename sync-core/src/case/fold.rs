@@ -13,7 +13,8 @@
 //!
 //! Each entry is checked, in order, against: its form; its claimed device against the
 //! Automerge actor that wrote it; its id being new; its role being allowed the
-//! action ([`allowed`]); the actor's scope covering the case's grid; the status at
+//! action ([`allowed`]); the actor's scope covering the grid the entry acted on (so a
+//! case moved to another grid keeps what was done in the first); the status at
 //! that point; and the action's own conditions (the assigned team, a pending request,
 //! the authority level). An entry failing a check stays in the document, is marked
 //! [`Outcome::Ignored`] with the reason, and changes nothing.
@@ -407,7 +408,8 @@ impl CaseView {
                 action,
             });
         }
-        let grid = self.record.grid.as_ref();
+        // The grid the entry acted on (older entries: the case's current grid).
+        let grid = entry.grid.as_ref().or(self.record.grid.as_ref());
         // Anyone may report a problem they see; everything else needs the grid in scope.
         if action != ActionName::Report && actor.role != Role::Server && !actor.scope.covers(grid) {
             return Err(IgnoredReason::OutOfScope);
@@ -469,7 +471,8 @@ impl CaseView {
         if entry.actor.role == Role::Server {
             return Ok(());
         }
-        let authority = entry.actor.scope.authority_over(self.record.grid.as_ref());
+        let grid = entry.grid.as_ref().or(self.record.grid.as_ref());
+        let authority = entry.actor.scope.authority_over(grid);
         if authority.is_some_and(|level| level >= self.level) {
             Ok(())
         } else {

@@ -52,6 +52,24 @@ pub use fold::{CaseView, IgnoredReason, Outcome, Status, StepRecord, WorkflowCon
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The longest description, in characters (a page of text; photos carry the rest).
+pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
+/// The longest address, in characters.
+pub const MAX_ADDRESS_CHARS: usize = 200;
+/// The longest note of a timeline entry, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
+/// Refuses a text longer than `max` characters.
+pub(crate) fn check_length(what: &str, text: &str, max: usize) -> Result<(), CaseError> {
+    let length = text.chars().count();
+    if length > max {
+        return Err(CaseError::Invalid(format!(
+            "{what} has {length} characters; the most is {max}"
+        )));
+    }
+    Ok(())
+}
+
 /// Root keys of a case document.
 pub(crate) mod key {
     pub const SCHEMA_VERSION: &str = "schema_version";
@@ -399,12 +417,15 @@ impl CaseDocument {
         }
         check_user_id(&reporter.user).map_err(|e| CaseError::Invalid(e.to_string()))?;
         new.location.check()?;
+        check_length("the description", &new.description, MAX_DESCRIPTION_CHARS)?;
+        check_length("the address", &new.address, MAX_ADDRESS_CHARS)?;
         let report = TimelineEntry {
             id: entry_id.to_owned(),
             action: Action::Report,
             at,
             actor: reporter.clone(),
             note: None,
+            grid: new.grid,
         };
         let actor = actor_id(&reporter.device)?;
         let mut fresh = Automerge::new().with_actor(actor);
@@ -615,12 +636,16 @@ impl CaseDocument {
         note: Option<String>,
     ) -> Result<(), CaseError> {
         self.refuse_newer()?;
+        if let Some(note) = &note {
+            check_length("the note", note, MAX_NOTE_CHARS)?;
+        }
         let entry = TimelineEntry {
             id: entry_id.to_owned(),
             action,
             at,
             actor: actor.clone(),
             note,
+            grid: self.read().grid,
         };
         let view = self.fold(context);
         if let Some(reason) = view.check(&entry, context) {
@@ -636,7 +661,9 @@ impl CaseDocument {
     /// how a test puts an action the fold must ignore into a document.
     pub(crate) fn append_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
         let timeline = self.object(key::TIMELINE)?;
-        let stored = entry::StoredEntry::from_entry(entry);
+        let mut entry = entry.clone();
+        entry.grid = self.read().grid;
+        let stored = entry::StoredEntry::from_entry(&entry);
         self.edit(&entry.actor, |tx| {
             let end = tx.length(&timeline);
             autosurgeon::reconcile_insert(tx, timeline.clone(), end, &stored).map_err(am_error)
@@ -682,6 +709,7 @@ impl CaseDocument {
     /// Replaces the description with `text`; Automerge records the difference as
     /// character edits, so a concurrent edit elsewhere in the text survives.
     pub fn set_description(&mut self, actor: &Actor, text: &str) -> Result<(), CaseError> {
+        check_length("the description", text, MAX_DESCRIPTION_CHARS)?;
         self.refuse_newer()?;
         let description = self.object(key::DESCRIPTION)?;
         self.edit(actor, |tx| {
@@ -730,6 +758,7 @@ impl CaseDocument {
 
     /// Sets the address text.
     pub fn set_address(&mut self, actor: &Actor, address: &str) -> Result<(), CaseError> {
+        check_length("the address", address, MAX_ADDRESS_CHARS)?;
         self.refuse_newer()?;
         self.edit(actor, |tx| {
             tx.put(ROOT, key::ADDRESS, address).map_err(am_error)

@@ -20,8 +20,8 @@
 //! - `photos`: anyone appends photos added by themselves; only the adder removes one;
 //!   nobody edits a photo entry;
 //! - `timeline`: entries are appended at the end, each claiming exactly the
-//!   writer's identity (user, role, team, scope, device); nobody edits, inserts
-//!   before, or deletes an entry;
+//!   writer's identity (user, role, team, scope, device) and the case's grid as of the
+//!   change; nobody edits, inserts before, or deletes an entry;
 //! - unknown root keys are not written.
 //!
 //! Whether an appended action is allowed in the workflow is not a write rule: the
@@ -132,7 +132,7 @@ fn check_effect(
     effect: &ChangeEffect,
     writer: &Actor,
     violations: &mut Vec<Violation>,
-    new_entries: &mut Vec<ObjId>,
+    new_entries: &mut Vec<(ObjId, ChangeHash)>,
     new_photos: &mut Vec<ObjId>,
 ) {
     let deps = &effect.deps;
@@ -163,7 +163,7 @@ fn check_effect(
                 if !creating && *index < old_timeline_len {
                     refuse(&path, ViolationKind::AppendOnly);
                 }
-                new_entries.extend(values.iter().map(|(_, id, _)| id.clone()));
+                new_entries.extend(values.iter().map(|(_, id, _)| (id.clone(), effect.hash)));
             }
             PatchAction::Insert { values, .. } if is_on(patch, &photos) => {
                 new_photos.extend(values.iter().map(|(_, id, _)| id.clone()));
@@ -209,6 +209,30 @@ fn check_effect(
             }
         }
     }
+    // Texts stay bounded: the description and address as they are after the change.
+    let after = [effect.hash];
+    if let Some(text) = object_at(doc, key::DESCRIPTION, &after)
+        && doc
+            .text_at(&text, &after)
+            .is_ok_and(|t| t.chars().count() > super::MAX_DESCRIPTION_CHARS)
+    {
+        refuse(
+            key::DESCRIPTION,
+            ViolationKind::TooLong {
+                max: super::MAX_DESCRIPTION_CHARS,
+            },
+        );
+    }
+    if string_at(doc, key::ADDRESS, &after)
+        .is_some_and(|a| a.chars().count() > super::MAX_ADDRESS_CHARS)
+    {
+        refuse(
+            key::ADDRESS,
+            ViolationKind::TooLong {
+                max: super::MAX_ADDRESS_CHARS,
+            },
+        );
+    }
     if creating && reporter.is_some() && !is_reporter {
         refuse(
             key::REPORTER,
@@ -241,12 +265,14 @@ fn field_rule(root: &str, depth: Depth, role: Role, is_reporter: bool) -> Option
 fn check_claims(
     doc: &Automerge,
     writer: &Actor,
-    new_entries: &[ObjId],
+    new_entries: &[(ObjId, ChangeHash)],
     new_photos: &[ObjId],
     violations: &mut Vec<Violation>,
 ) {
-    for id in new_entries {
+    for (id, hash) in new_entries {
         let path = format!("{}/{}", key::TIMELINE, describe_obj(id));
+        // The grid the entry says it acted on is the case's grid as of its change.
+        let grid_then = string_at(doc, key::GRID, &[*hash]);
         let stored: Result<StoredEntry, _> = autosurgeon::hydrate::Hydrate::hydrate_map(doc, id);
         let entry = match stored
             .map_err(|e| describe(&e))
@@ -270,7 +296,20 @@ fn check_claims(
                 "device",
                 entry.actor.device.eq_ignore_ascii_case(&writer.device),
             ),
+            ("grid", entry.grid.map(|g| g.to_string()) == grid_then),
         ];
+        if entry
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > super::MAX_NOTE_CHARS)
+        {
+            violations.push(Violation {
+                path: format!("{path}/note"),
+                kind: ViolationKind::TooLong {
+                    max: super::MAX_NOTE_CHARS,
+                },
+            });
+        }
         for (field, matches) in claims {
             if !matches {
                 violations.push(Violation {

@@ -126,6 +126,7 @@ pub(crate) fn push(case: &mut CaseDocument, who: &Actor, action: Action, minutes
         at: at(minutes),
         actor: who.clone(),
         note: None,
+        grid: None,
     };
     case.append_entry(&entry).unwrap();
 }
@@ -437,6 +438,7 @@ fn an_entry_id_used_twice_is_ignored_the_second_time() {
         at: at(1),
         actor: c.acceptor.clone(),
         note: Some("first".into()),
+        grid: None,
     };
     case.append_entry(&entry).unwrap();
     case.append_entry(&entry).unwrap();
@@ -539,6 +541,7 @@ fn an_entry_claiming_another_device_is_ignored_as_forged() {
         at: at(5),
         actor: c.shift_lead.clone(),
         note: None,
+        grid: None,
     };
     let timeline = case.object(key::TIMELINE).unwrap();
     let doc = case.automerge_mut();
@@ -660,6 +663,7 @@ fn attempt(case: &CaseDocument, writer: &Actor, edit: Edit) -> Result<(), WriteR
             at: at(50),
             actor: who.clone(),
             note: Some("看过了".into()),
+            grid: Some(GRID.parse().unwrap()),
         })
     };
     let someone_else = actor(99, Role::ShiftLead, None, STREET);
@@ -1094,4 +1098,102 @@ fn a_saved_case_loads_back_the_same() {
     assert_eq!(loaded.fold(&context()), case.fold(&context()));
     assert_eq!(loaded.read().photos, [photo('e', &c.officer)]);
     let _ = GridScope::everywhere();
+}
+
+#[test]
+fn moving_a_case_to_another_grid_keeps_what_was_done_in_the_first() {
+    let c = cast();
+    let mut case = dispatched(&c);
+    // The acceptor and dispatcher of street 410102001 acted on it; now it turns out
+    // to be in the next street, 410102002.
+    let elsewhere: crate::grid::GridCode = "410102002001001".parse().unwrap();
+    case.set_location(
+        &c.acceptor,
+        Position {
+            lon: 113.67,
+            lat: 34.75,
+            accuracy_m: None,
+        },
+        Some(elsewhere),
+    )
+    .unwrap();
+    let view = case.fold(&context());
+    assert!(
+        view.ignored().next().is_none(),
+        "{:?}",
+        view.ignored().collect::<Vec<_>>()
+    );
+    assert_eq!(view.status, Some(Status::Dispatched));
+    // From now on the first street's staff are out of scope, the new street's are not.
+    push(&mut case, &c.shift_lead, Action::Comment, 40);
+    assert_eq!(ignored_because(&case), IgnoredReason::OutOfScope);
+    let next_street = actor(31, Role::ShiftLead, None, "410102002");
+    act(&mut case, &next_street, Action::Comment, 41);
+    // An entry must name the grid as it was: claiming another is refused.
+    let lying = TimelineEntry {
+        id: "lie".into(),
+        action: Action::Comment,
+        at: at(42),
+        actor: c.shift_lead.clone(),
+        note: None,
+        grid: Some(GRID.parse().unwrap()),
+    };
+    let timeline = case.object(key::TIMELINE).unwrap();
+    let base = case.automerge().clone();
+    let mut fork = base
+        .fork()
+        .with_actor(actor_id(&c.shift_lead.device).unwrap());
+    fork.transact::<_, _, autosurgeon::ReconcileError>(|tx| {
+        let end = tx.length(&timeline);
+        autosurgeon::reconcile_insert(
+            tx,
+            timeline.clone(),
+            end,
+            entry::StoredEntry::from_entry(&lying),
+        )
+    })
+    .unwrap();
+    let changes: Vec<_> = fork.get_changes(&base.get_heads()).into_iter().collect();
+    let refused = rules::check_case_changes(&base, &changes, &c.shift_lead).unwrap_err();
+    assert_eq!(
+        refused.violations[0].kind,
+        ViolationKind::ClaimMismatch { field: "grid" }
+    );
+}
+
+#[test]
+fn texts_are_bounded_locally_and_by_the_write_rules() {
+    let c = cast();
+    let mut case = reported(&c.officer);
+    let long = "垃".repeat(MAX_DESCRIPTION_CHARS + 1);
+    assert!(matches!(
+        case.set_description(&c.officer, &long),
+        Err(CaseError::Invalid(_))
+    ));
+    assert!(
+        case.set_address(&c.officer, &"路".repeat(MAX_ADDRESS_CHARS + 1))
+            .is_err()
+    );
+    let note = Some("注".repeat(MAX_NOTE_CHARS + 1));
+    assert!(
+        case.act(&context(), &c.acceptor, "n", Action::Comment, at(1), note)
+            .is_err()
+    );
+    // The same edit made without the local checks is refused by the write rules.
+    let base = case.automerge().clone();
+    let description = case.object(key::DESCRIPTION).unwrap();
+    let mut fork = base.fork().with_actor(actor_id(&c.officer.device).unwrap());
+    fork.transact::<_, _, automerge::AutomergeError>(|tx| {
+        tx.splice_text(&description, 0, 0, &long)
+    })
+    .unwrap();
+    let changes: Vec<_> = fork.get_changes(&base.get_heads()).into_iter().collect();
+    let refused = rules::check_case_changes(&base, &changes, &c.officer).unwrap_err();
+    assert_eq!(
+        refused.violations[0].kind,
+        ViolationKind::TooLong {
+            max: MAX_DESCRIPTION_CHARS
+        }
+    );
+    assert_eq!(case.read().description, "路边暴露垃圾一堆");
 }

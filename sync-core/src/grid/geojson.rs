@@ -112,12 +112,41 @@ fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, GeoJsonError> {
 
 /// Reads a grid FeatureCollection (as written by [`write_grids`]) into a checked set.
 pub fn read_grids(bytes: &[u8]) -> Result<GridSet, GeoJsonError> {
-    let features = parse_collection(bytes)?;
-    let mut hierarchy = Hierarchy::default();
-    let mut names = NameRegistry::default();
-    let mut first_index_of_code = BTreeMap::new();
-    let mut grids = Vec::with_capacity(features.len());
-    for (index, feature) in features.into_iter().enumerate() {
+    let mut reader = GridSetReader::default();
+    for feature in parse_collection(bytes)? {
+        reader.push(feature)?;
+    }
+    reader.finish()
+}
+
+/// Builds a checked grid set one Feature at a time, so that a caller holding the
+/// Features elsewhere (a database, in pages) never has them all in memory at once.
+/// Checks exactly what [`read_grids`] checks; errors count features from 0 in the order
+/// they were given.
+#[derive(Debug, Default)]
+pub struct GridSetReader {
+    hierarchy: Hierarchy,
+    names: NameRegistry,
+    first_index_of_code: BTreeMap<GridCode, usize>,
+    grids: Vec<UnitGrid>,
+}
+
+impl GridSetReader {
+    /// Adds one Feature given as JSON text.
+    pub fn push_json(&mut self, json: &[u8]) -> Result<(), GeoJsonError> {
+        let feature: Feature = serde_json::from_slice(json).map_err(|e| GeoJsonError::Feature {
+            index: self.grids.len(),
+            code: None,
+            problem: Box::new(FeatureProblem::Properties(format!(
+                "not a GeoJSON Feature: {e}"
+            ))),
+        })?;
+        self.push(feature)
+    }
+
+    /// Adds one Feature.
+    pub fn push(&mut self, feature: Feature) -> Result<(), GeoJsonError> {
+        let index = self.grids.len();
         let code_hint = feature
             .properties
             .as_ref()
@@ -130,21 +159,36 @@ pub fn read_grids(bytes: &[u8]) -> Result<GridSet, GeoJsonError> {
             problem: Box::new(problem),
         };
         let description = read_description(feature.properties).map_err(fail)?;
-        if let Some(&first_index) = first_index_of_code.get(&description.code) {
+        if let Some(&first_index) = self.first_index_of_code.get(&description.code) {
             return Err(fail(FeatureProblem::Duplicate { first_index }));
         }
-        first_index_of_code.insert(description.code, index);
+        self.first_index_of_code.insert(description.code, index);
         let geometry = read_polygons(feature.geometry.as_ref()).map_err(fail)?;
-        names
-            .record(index, &description, &mut hierarchy)
+        self.names
+            .record(index, &description, &mut self.hierarchy)
             .map_err(fail)?;
-        grids.push(UnitGrid {
+        self.grids.push(UnitGrid {
             code: description.code,
             level3: description.level3,
             geometry,
         });
+        Ok(())
     }
-    Ok(GridSet::new(hierarchy, grids)?)
+
+    /// How many grids were added.
+    pub fn len(&self) -> usize {
+        self.grids.len()
+    }
+
+    /// Whether none were added.
+    pub fn is_empty(&self) -> bool {
+        self.grids.is_empty()
+    }
+
+    /// The checked set.
+    pub fn finish(self) -> Result<GridSet, GeoJsonError> {
+        Ok(GridSet::new(self.hierarchy, self.grids)?)
+    }
 }
 
 /// Reads the districts file (`adcode`, `name` per feature) whose boundaries are cut into grids.
@@ -293,7 +337,7 @@ fn read_description(properties: Option<JsonObject>) -> Result<GridDescription, F
 }
 
 /// The first name seen for each code, and where, so a conflicting later name is named.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct NameRegistry {
     first_index: BTreeMap<String, usize>,
 }

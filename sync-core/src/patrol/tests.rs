@@ -342,3 +342,28 @@ fn track_batches_are_bounded_and_checked() {
     log.record_track(&w, &[]).unwrap();
     assert!(log.read().track.is_empty());
 }
+
+#[test]
+fn notes_and_comments_are_bounded() {
+    let w = worker();
+    let mut log = PatrolLog::create(&w, day()).unwrap();
+    let mut long = check_in(0);
+    long.note = Some("长".repeat(MAX_NOTE_CHARS + 1));
+    assert!(matches!(
+        log.check_in(&w, &long),
+        Err(PatrolError::Invalid(_))
+    ));
+    let mut comment = review(&leader(), "r", Verdict::Comment);
+    comment.comment = Some("长".repeat(MAX_NOTE_CHARS + 1));
+    assert!(matches!(log.review(&comment), Err(PatrolError::Invalid(_))));
+    // Written around the typed API, the write rules refuse it.
+    let checkins = list(&log, key::CHECKINS);
+    let stored = StoredCheckIn::from_check_in(&long);
+    assert!(matches!(
+        kinds(attempt(&log, &w, |tx| {
+            autosurgeon::reconcile_insert(tx, checkins.clone(), 0, &stored).unwrap();
+        }))[..],
+        [ViolationKind::Malformed(_)]
+    ));
+    assert!(log.read().checkins.is_empty());
+}
