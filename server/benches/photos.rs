@@ -15,11 +15,9 @@
 #![allow(unsafe_code)] // the counting allocator below
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -28,31 +26,10 @@ use wangge_server::photos::{SERVER_LIMITS, probe, process};
 use wangge_sync_core::photo::fixtures::{camera_fields, tiff, with_exif};
 use wangge_sync_core::photo::prepare_upload;
 
-/// Counts live heap bytes and their high-water mark.
-struct Counting;
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+#[path = "../../sync-core/benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
-fn grew(by: usize) {
-    let live = LIVE_BYTES.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grew(new_size);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, heap_peak};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -103,14 +80,6 @@ fn camera_photo() -> Vec<u8> {
     std::fs::create_dir_all(data_dir()).unwrap();
     std::fs::write(&path, &photo).unwrap();
     photo
-}
-
-/// Heap high-water mark of `run` above what was live before it, bytes.
-fn heap_peak<T>(run: impl FnOnce() -> T) -> (T, usize) {
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
-    PEAK_BYTES.store(before, Ordering::Relaxed);
-    let result = run();
-    (result, PEAK_BYTES.load(Ordering::Relaxed) - before)
 }
 
 /// The process's resident-set high-water mark over `run`, KiB (Linux; `None` elsewhere).

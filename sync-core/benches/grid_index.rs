@@ -10,11 +10,9 @@
 
 #![allow(unsafe_code)] // the counting allocator below
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -23,25 +21,10 @@ use wangge_sync_core::grid::generate::{GenerateOptions, generate};
 use wangge_sync_core::grid::geojson::{read_districts, read_grids, write_grids};
 use wangge_sync_core::grid::{DistrictCode, GridIndex, GridSet};
 
-/// Counts live heap bytes, so the index's real footprint (R-tree nodes included) is known.
-struct Counting;
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, live_bytes};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -166,13 +149,13 @@ fn benches(c: &mut Criterion) {
     let parse = started.elapsed();
     drop(bytes);
 
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = live_bytes();
     let input = set.clone();
-    let input_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let input_bytes = live_bytes() - before;
     let started = Instant::now();
     let index = GridIndex::build(input).expect("index");
     let build_once = started.elapsed();
-    let index_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let index_bytes = live_bytes() - before;
 
     let points = random_points(&set);
     write_points(&points);
