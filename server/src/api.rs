@@ -545,23 +545,13 @@ async fn users(
         .role
         .parse()
         .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unknown role"))?;
-    let everyone = matches!(role, Role::Admin | Role::CitySupervisor);
-    let may_list = everyone
-        || matches!(
-            role,
-            Role::DistrictSupervisor
-                | Role::ShiftLead
-                | Role::Dispatcher
-                | Role::Acceptor
-                | Role::GridLeader
-        );
-    if !may_list {
+    let Some(everyone) = role.lists_users() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("a {} may not list users", role.as_str()),
         ));
-    }
+    };
     let scope: GridScope = claims.scope.parse().unwrap_or_default();
     let users: Vec<serde_json::Value> = state
         .store

@@ -135,6 +135,22 @@ impl Role {
         }
     }
 
+    /// Which users this role may list: `None` for none, `Some(false)` for those whose
+    /// grids overlap its own, `Some(true)` for everyone. The command centre, grid
+    /// leaders and supervisors manage people; field workers, departments and the
+    /// hotline do not.
+    pub const fn lists_users(self) -> Option<bool> {
+        match self {
+            Role::Admin | Role::CitySupervisor | Role::Server => Some(true),
+            Role::DistrictSupervisor
+            | Role::ShiftLead
+            | Role::Dispatcher
+            | Role::Acceptor
+            | Role::GridLeader => Some(false),
+            _ => None,
+        }
+    }
+
     /// Whether this is one of the five field teams posted to level-3 grids.
     pub const fn is_field_worker(self) -> bool {
         matches!(

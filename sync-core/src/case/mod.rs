@@ -639,31 +639,37 @@ impl CaseDocument {
         if let Some(note) = &note {
             check_length("the note", note, MAX_NOTE_CHARS)?;
         }
+        // One fold gives both the check and the grid the entry acts on.
+        let view = self.fold(context);
         let entry = TimelineEntry {
             id: entry_id.to_owned(),
             action,
             at,
             actor: actor.clone(),
             note,
-            grid: self.read().grid,
+            grid: view.record.grid,
         };
-        let view = self.fold(context);
         if let Some(reason) = view.check(&entry, context) {
             return Err(CaseError::Refused {
                 action: entry.action.name(),
                 reason,
             });
         }
-        self.append_entry(&entry)
+        self.write_entry(&entry)
     }
 
     /// Appends an entry without the workflow check (the write rules still apply):
     /// how a test puts an action the fold must ignore into a document.
+    #[cfg(test)]
     pub(crate) fn append_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
-        let timeline = self.object(key::TIMELINE)?;
         let mut entry = entry.clone();
         entry.grid = self.read().grid;
-        let stored = entry::StoredEntry::from_entry(&entry);
+        self.write_entry(&entry)
+    }
+
+    fn write_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
+        let timeline = self.object(key::TIMELINE)?;
+        let stored = entry::StoredEntry::from_entry(entry);
         self.edit(&entry.actor, |tx| {
             let end = tx.length(&timeline);
             autosurgeon::reconcile_insert(tx, timeline.clone(), end, &stored).map_err(am_error)

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::calendar::WorkCalendar;
 use crate::catalog::{Catalog, Step, TeamId, TimeLimit};
-use crate::role::{Actor, GridScope, Level, Role};
+use crate::role::{Actor, Level, Role};
 
 pub(crate) const GRID: &str = "410102001001001";
 pub(crate) const STREET: &str = "410102001";
@@ -1000,16 +1000,15 @@ fn a_document_with_unknown_missing_and_mistyped_fields_still_folds() {
 
 #[test]
 fn garbage_bytes_are_an_error_not_a_panic() {
-    for bytes in [
-        &b""[..],
-        b"\x85o\x4a\x83",
-        b"not automerge at all",
-        &[0xff; 300],
-    ] {
-        assert!(matches!(
-            CaseDocument::load(bytes),
-            Err(CaseError::Load(_)) | Ok(_)
-        ));
+    for bytes in [&b"\x85o\x4a\x83"[..], b"not automerge at all", &[0xff; 300]] {
+        assert!(
+            matches!(CaseDocument::load(bytes), Err(CaseError::Load(_))),
+            "{bytes:?}"
+        );
+    }
+    // No bytes at all load as an empty document, which folds to nothing.
+    if let Ok(empty) = CaseDocument::load(b"") {
+        assert_eq!(empty.fold(&context()).status, None);
     }
     // A valid Automerge document that is not a case at all.
     let mut doc = automerge::AutoCommit::new();
@@ -1036,7 +1035,6 @@ fn garbage_bytes_are_an_error_not_a_panic() {
 fn a_version_0_document_reads_and_the_server_upgrades_it() {
     // Version 0 had no schema_version and kept the description as a plain string.
     let c = cast();
-    let v1 = reported(&c.officer);
     let mut case = raw_case(|tx| {
         tx.put(ROOT, key::ID, "old-1").unwrap();
         tx.put(ROOT, key::KIND, "event").unwrap();
@@ -1050,7 +1048,6 @@ fn a_version_0_document_reads_and_the_server_upgrades_it() {
         let timeline = tx.put_object(ROOT, key::TIMELINE, ObjType::List).unwrap();
         raw_entry(tx, &timeline, &report_fields("report"));
     });
-    drop(v1);
     assert_eq!(case.schema_version(), 0);
     assert_eq!(case.read().description, "旧的描述");
     assert_eq!(case.fold(&context()).status, Some(Status::Reported));
@@ -1097,7 +1094,6 @@ fn a_saved_case_loads_back_the_same() {
     let loaded = CaseDocument::load(&bytes).unwrap();
     assert_eq!(loaded.fold(&context()), case.fold(&context()));
     assert_eq!(loaded.read().photos, [photo('e', &c.officer)]);
-    let _ = GridScope::everywhere();
 }
 
 #[test]
