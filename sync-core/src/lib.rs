@@ -12,3 +12,4 @@ pub mod ownership;
 pub mod patrol;
 pub mod photo;
 pub mod role;
+pub mod sync;

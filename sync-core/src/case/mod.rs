@@ -29,7 +29,7 @@ pub mod rules;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -1,0 +1,729 @@
+//! The server side of a sync round: [`ServerSession::handle`] turns a device's request
+//! into a reply, over a [`ServerStorage`].
+//!
+//! The storage must run [`ServerStorage::commit`] as one durable transaction, and the
+//! caller must not run two rounds of the same device at once (the server adapter holds
+//! a per-device lock); rounds of different devices may interleave freely, because
+//! stored changes are only ever added and each change is judged by its own history.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::sync::{Message as AutomergeMessage, MessageVersion};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+
+use super::message::{
+    Cursor, DecodeError, DocUpdate, Limits, Outcome, PROTOCOL_VERSION, Refusal, RefusalCode, Reply,
+    Request, Synced,
+};
+use super::{DocKind, DocMeta, Rules, Scope, load_chunks, sorted_heads};
+use crate::role::Actor;
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    /// Its type.
+    pub kind: DocKind,
+    /// A save and incremental changes: loading them in order gives the document.
+    pub chunks: Vec<Vec<u8>>,
+    /// Its meta as of the last write.
+    pub meta: DocMeta,
+}
+
+/// One document in the change catalogue: its latest sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    /// Sequence number of its last change (unique, increasing).
+    pub seq: u64,
+    /// The document.
+    pub id: String,
+    /// Its type.
+    pub kind: DocKind,
+    /// Who may receive it.
+    pub meta: DocMeta,
+    /// Its heads.
+    pub heads: Vec<ChangeHash>,
+}
+
+/// What the server knows a device holds of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeerDoc {
+    /// Heads the device is known to hold durably (it sent them, or acknowledged a
+    /// reply that brought them).
+    pub confirmed: Option<Vec<ChangeHash>>,
+    /// What the last reply sent, not yet acknowledged.
+    pub pending: Option<Pending>,
+}
+
+/// What a reply sent about a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The reply's serial number.
+    pub serial: u64,
+    /// The heads the device holds once it commits the reply; `None` for an eviction.
+    pub heads: Option<Vec<ChangeHash>>,
+}
+
+impl PeerDoc {
+    /// The heads the device holds, given the serial of the last reply it committed:
+    /// a pending entry counts only if that reply is the one acknowledged.
+    pub fn effective(&self, acknowledged: u64) -> Option<&[ChangeHash]> {
+        match &self.pending {
+            Some(p) if p.serial == acknowledged => p.heads.as_deref(),
+            _ => self.confirmed.as_deref(),
+        }
+    }
+}
+
+/// A write to a device's record of one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerWrite {
+    /// The document.
+    pub id: String,
+    /// New confirmed heads (the device sent them), if any.
+    pub confirmed: Option<Vec<ChangeHash>>,
+    /// What this reply sends.
+    pub pending: Option<Pending>,
+}
+
+/// New changes to store for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocWrite {
+    /// The document.
+    pub id: String,
+    /// Its type.
+    pub kind: DocKind,
+    /// Encoded changes to append (each loads with `load_incremental`).
+    pub changes: Vec<Vec<u8>>,
+    /// Its meta after them.
+    pub meta: DocMeta,
+    /// Its heads after them.
+    pub heads: Vec<ChangeHash>,
+}
+
+/// Everything one round stores, in one transaction: first settle the device's
+/// pending entries (those of `acknowledged` become confirmed, an acknowledged
+/// eviction forgets the document, every other pending entry is dropped), then append
+/// the documents' changes (each document gets a new catalogue sequence number), then
+/// the peer writes, then record `issued` as the device's last reply serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCommit {
+    /// The device.
+    pub device: String,
+    /// The serial the request acknowledged.
+    pub acknowledged: u64,
+    /// New changes.
+    pub documents: Vec<DocWrite>,
+    /// The device's records.
+    pub peers: Vec<PeerWrite>,
+    /// This reply's serial.
+    pub issued: u64,
+}
+
+/// The server's storage, as the sync session needs it.
+pub trait ServerStorage {
+    /// Storage failures.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The serial of the last reply issued to `device` (0 if none).
+    fn issued_serial(&mut self, device: &str) -> Result<u64, Self::Error>;
+    /// The catalogue's highest sequence number.
+    fn latest_seq(&mut self) -> Result<u64, Self::Error>;
+    /// A document, if stored.
+    fn document(&mut self, id: &str) -> Result<Option<StoredDoc>, Self::Error>;
+    /// Catalogue entries with `seq > after`, in sequence order, at most `limit`. It
+    /// may leave out entries `device` neither may receive nor holds (an index by
+    /// grid), never others.
+    fn changed_since(
+        &mut self,
+        device: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CatalogueEntry>, Self::Error>;
+    /// The device's record of a document.
+    fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, Self::Error>;
+    /// Every document the device has a record of, with its catalogue entry.
+    fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, Self::Error>;
+    /// Stores a round, atomically and durably, before it returns.
+    fn commit(&mut self, commit: ServerCommit) -> Result<(), Self::Error>;
+}
+
+/// Why a request got no reply. The session stays usable; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The request is not a valid message (truncated, garbage, too large, another
+    /// version, a bad id).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The cursor names a reply or a catalogue position that does not exist yet.
+    #[error(
+        "the cursor {cursor:?} is ahead of the server (last serial {issued}, last seq {latest})"
+    )]
+    CursorFromFuture {
+        /// The cursor sent.
+        cursor: Cursor,
+        /// The device's last issued serial.
+        issued: u64,
+        /// The catalogue's last sequence number.
+        latest: u64,
+    },
+    /// A stored document does not load.
+    #[error("stored document {id} is corrupt: {reason}")]
+    CorruptDocument {
+        /// The document.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The storage failed.
+    #[error("storage: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What one round did, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Documents received with new changes.
+    pub stored_docs: usize,
+    /// New changes stored.
+    pub stored_changes: usize,
+    /// Documents sent (acknowledgements included).
+    pub sent_docs: usize,
+    /// Documents evicted.
+    pub evicted: usize,
+    /// Documents refused.
+    pub refused: usize,
+    /// Reply size.
+    pub reply_bytes: usize,
+}
+
+/// A device's sync session on the server: who the device is, what it may receive,
+/// and the document rules.
+#[derive(Debug)]
+pub struct ServerSession<'a, S> {
+    /// The signed-in device (its `device` is the actor id its changes must carry).
+    pub writer: &'a Actor,
+    /// What it may receive.
+    pub scope: &'a S,
+    /// The document rules.
+    pub rules: Rules<'a>,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+/// A document of the request, checked and ready to store.
+struct Accepted {
+    id: String,
+    kind: DocKind,
+    doc: Automerge,
+    new_changes: Vec<Vec<u8>>,
+    meta: DocMeta,
+    device_heads: Vec<ChangeHash>,
+}
+
+const CATALOGUE_PAGE: usize = 512;
+
+impl<S: Scope> ServerSession<'_, S> {
+    /// Handles one request: refuses it whole (typed, per document) or stores it and
+    /// returns the reply, encoded. The reply's acknowledgements are sent only after
+    /// [`ServerStorage::commit`] returned.
+    pub fn handle<T: ServerStorage>(
+        &self,
+        storage: &mut T,
+        request: &[u8],
+    ) -> Result<(Vec<u8>, RoundStats), SyncError> {
+        let request = Request::decode(request, self.limits.max_request)?;
+        let issued = storage
+            .issued_serial(&self.writer.device)
+            .map_err(storage_err)?;
+        let latest = storage.latest_seq().map_err(storage_err)?;
+        let cursor = request.cursor;
+        if cursor.serial > issued || cursor.seq > latest {
+            return Err(SyncError::CursorFromFuture {
+                cursor,
+                issued,
+                latest,
+            });
+        }
+        let mut stats = RoundStats::default();
+        let (accepted, refusals) = self.check_incoming(storage, &request)?;
+        if !refusals.is_empty() {
+            stats.refused = refusals.len();
+            let reply = Reply {
+                version: PROTOCOL_VERSION,
+                request_id: request.request_id,
+                outcome: Outcome::Refused(refusals),
+            };
+            let bytes = reply.encode();
+            stats.reply_bytes = bytes.len();
+            return Ok((bytes, stats));
+        }
+        let serial = issued + 1;
+        let mut reply = ReplyBuilder::new(self.limits.reply_budget);
+        let mut documents = Vec::new();
+        let mut peers: BTreeMap<String, PeerWrite> = BTreeMap::new();
+
+        // Acknowledgements, with what the device lacks when it fits.
+        for accepted in accepted {
+            let lacking = accepted.doc.get_changes(&accepted.device_heads);
+            let server_heads = sorted_heads(&accepted.doc.get_heads());
+            let full = doc_update(&accepted.id, accepted.kind, server_heads.clone(), &lacking);
+            let (update, heads) = if lacking.is_empty() || reply.fits(&full) {
+                (full, server_heads.clone())
+            } else {
+                let ack = doc_update(
+                    &accepted.id,
+                    accepted.kind,
+                    accepted.device_heads.clone(),
+                    &[],
+                );
+                (ack, accepted.device_heads.clone())
+            };
+            reply.push(update);
+            peers.insert(
+                accepted.id.clone(),
+                PeerWrite {
+                    id: accepted.id.clone(),
+                    confirmed: Some(accepted.device_heads.clone()),
+                    pending: Some(Pending {
+                        serial,
+                        heads: Some(heads),
+                    }),
+                },
+            );
+            if !accepted.new_changes.is_empty() {
+                stats.stored_docs += 1;
+                stats.stored_changes += accepted.new_changes.len();
+                documents.push(DocWrite {
+                    id: accepted.id,
+                    kind: accepted.kind,
+                    changes: accepted.new_changes,
+                    meta: accepted.meta,
+                    heads: server_heads,
+                });
+            }
+        }
+
+        // Documents the device asked for whole.
+        for id in &request.resync {
+            if peers.contains_key(id) {
+                continue;
+            }
+            let Some(stored) = storage.document(id).map_err(storage_err)? else {
+                continue;
+            };
+            if !self.scope.may_receive(stored.kind, &stored.meta) {
+                if reply.fits_evict(id) {
+                    reply.evict(id.clone());
+                    peers.insert(id.clone(), evicted(id, serial));
+                }
+                continue;
+            }
+            let doc = load(id, &stored.chunks)?;
+            let update = whole_doc(id, stored.kind, &doc);
+            if !reply.fits(&update) && !reply.is_empty() {
+                reply.more = true;
+                continue;
+            }
+            reply.push(update);
+            peers.insert(id.clone(), sent(id, serial, &doc));
+        }
+
+        // A new scope: forget what left it, then rescan the catalogue from the start.
+        let fingerprint = self.scope.fingerprint();
+        let mut scan_from = cursor.seq;
+        let mut cursor_scope = fingerprint;
+        if cursor.scope != fingerprint {
+            scan_from = 0;
+            for (peer, entry) in storage.peers(&self.writer.device).map_err(storage_err)? {
+                if peer.effective(cursor.serial).is_none()
+                    || peers.contains_key(&entry.id)
+                    || self.scope.may_receive(entry.kind, &entry.meta)
+                {
+                    continue;
+                }
+                if !reply.fits_evict(&entry.id) {
+                    // Not all evictions fit: keep the old fingerprint so the next
+                    // round finishes them before rescanning.
+                    cursor_scope = cursor.scope;
+                    reply.more = true;
+                    break;
+                }
+                reply.evict(entry.id.clone());
+                peers.insert(entry.id.clone(), evicted(&entry.id, serial));
+            }
+        }
+
+        // What changed since the cursor.
+        let mut new_seq = scan_from;
+        if cursor_scope == fingerprint {
+            'scan: loop {
+                let page = storage
+                    .changed_since(&self.writer.device, new_seq, CATALOGUE_PAGE)
+                    .map_err(storage_err)?;
+                let last_page = page.len() < CATALOGUE_PAGE;
+                for entry in page {
+                    if !self.offer(
+                        storage,
+                        &entry,
+                        cursor.serial,
+                        serial,
+                        &mut reply,
+                        &mut peers,
+                    )? {
+                        reply.more = true;
+                        break 'scan;
+                    }
+                    new_seq = entry.seq;
+                }
+                if last_page {
+                    break;
+                }
+            }
+        } else {
+            new_seq = 0;
+        }
+
+        stats.sent_docs = reply.docs.len();
+        stats.evicted = reply.evict.len();
+        let synced = Synced {
+            docs: reply.docs,
+            evict: reply.evict,
+            cursor: Cursor {
+                seq: new_seq,
+                serial,
+                scope: cursor_scope,
+            },
+            more: reply.more,
+        };
+        storage
+            .commit(ServerCommit {
+                device: self.writer.device.clone(),
+                acknowledged: cursor.serial,
+                documents,
+                peers: peers.into_values().collect(),
+                issued: serial,
+            })
+            .map_err(storage_err)?;
+        let bytes = Reply {
+            version: PROTOCOL_VERSION,
+            request_id: request.request_id,
+            outcome: Outcome::Synced(synced),
+        }
+        .encode();
+        stats.reply_bytes = bytes.len();
+        Ok((bytes, stats))
+    }
+
+    /// Adds a catalogue entry to the reply if the device lacks it (or evicts it);
+    /// `false` when the reply is full and the entry must wait for the next round.
+    fn offer<T: ServerStorage>(
+        &self,
+        storage: &mut T,
+        entry: &CatalogueEntry,
+        acknowledged: u64,
+        serial: u64,
+        reply: &mut ReplyBuilder,
+        peers: &mut BTreeMap<String, PeerWrite>,
+    ) -> Result<bool, SyncError> {
+        if peers.contains_key(&entry.id) {
+            // Already answered in this round (acknowledged, resynced or evicted).
+            return Ok(true);
+        }
+        let peer = storage
+            .peer(&self.writer.device, &entry.id)
+            .map_err(storage_err)?;
+        let held: Option<Vec<ChangeHash>> = peer
+            .as_ref()
+            .and_then(|p| p.effective(acknowledged))
+            .map(sorted_heads);
+        if !self.scope.may_receive(entry.kind, &entry.meta) {
+            if held.is_some() {
+                if !reply.fits_evict(&entry.id) {
+                    return Ok(false);
+                }
+                reply.evict(entry.id.clone());
+                peers.insert(entry.id.clone(), evicted(&entry.id, serial));
+            }
+            return Ok(true);
+        }
+        if held.as_deref() == Some(sorted_heads(&entry.heads).as_slice()) {
+            return Ok(true);
+        }
+        let Some(stored) = storage.document(&entry.id).map_err(storage_err)? else {
+            return Ok(true);
+        };
+        let doc = load(&entry.id, &stored.chunks)?;
+        let update = match &held {
+            None => whole_doc(&entry.id, stored.kind, &doc),
+            Some(heads) => {
+                let known: Vec<ChangeHash> = heads
+                    .iter()
+                    .copied()
+                    .filter(|h| doc.get_change_by_hash(h).is_some())
+                    .collect();
+                let lacking = doc.get_changes(&known);
+                doc_update(
+                    &entry.id,
+                    stored.kind,
+                    sorted_heads(&doc.get_heads()),
+                    &lacking,
+                )
+            }
+        };
+        if !reply.fits(&update) && !reply.is_empty() {
+            return Ok(false);
+        }
+        reply.push(update);
+        peers.insert(entry.id.clone(), sent(&entry.id, serial, &doc));
+        Ok(true)
+    }
+
+    /// Checks every document of the request; returns the accepted ones, or the
+    /// refusals if there is any.
+    fn check_incoming<T: ServerStorage>(
+        &self,
+        storage: &mut T,
+        request: &Request,
+    ) -> Result<(Vec<Accepted>, Vec<Refusal>), SyncError> {
+        let mut accepted = Vec::new();
+        let mut refusals = Vec::new();
+        let mut seen = BTreeSet::new();
+        for update in &request.docs {
+            if !seen.insert(update.id.as_str()) {
+                refusals.push(refusal(&update.id, RefusalCode::Duplicate, Vec::new()));
+                continue;
+            }
+            match self.check_one(storage, update)? {
+                Ok(doc) => accepted.push(doc),
+                Err(refused) => refusals.push(refused),
+            }
+        }
+        Ok((accepted, refusals))
+    }
+
+    fn check_one<T: ServerStorage>(
+        &self,
+        storage: &mut T,
+        update: &DocUpdate,
+    ) -> Result<Result<Accepted, Refusal>, SyncError> {
+        let id = update.id.as_str();
+        let refuse = |code, details: Vec<String>| Ok(Err(refusal(id, code, details)));
+        let Ok(message) = update.automerge_message() else {
+            return refuse(RefusalCode::Undecodable, vec!["sync message".into()]);
+        };
+        let mut changes = Vec::with_capacity(message.changes.len());
+        for bytes in message.changes.iter() {
+            match Change::from_bytes(bytes.to_vec()) {
+                Ok(change) => changes.push(change),
+                Err(e) => return refuse(RefusalCode::Undecodable, vec![e.to_string()]),
+            }
+        }
+        let stored = storage.document(id).map_err(storage_err)?;
+        let base = match &stored {
+            Some(stored) if stored.kind != update.kind => {
+                return refuse(
+                    RefusalCode::KindMismatch,
+                    vec![format!("stored as {}", stored.kind.as_str())],
+                );
+            }
+            Some(stored) => {
+                // A document may be written only by a device that may receive it
+                // (its own reports stay in scope: the owner always may).
+                if !self.scope.may_receive(stored.kind, &stored.meta) {
+                    return refuse(RefusalCode::OutOfScope, Vec::new());
+                }
+                load(id, &stored.chunks)?
+            }
+            None => Automerge::new(),
+        };
+        let new: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| base.get_change_by_hash(&c.hash()).is_none())
+            .collect();
+        let mut doc = base.clone();
+        let mut meta = stored.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
+        if !new.is_empty() {
+            if let Err(refused) = self.rules.check(update.kind, &base, &new, self.writer) {
+                let missing = refused
+                    .violations
+                    .iter()
+                    .any(|v| v.kind == crate::document::ViolationKind::MissingDependencies);
+                let code = if missing {
+                    RefusalCode::MissingDependencies
+                } else {
+                    RefusalCode::WriteRules
+                };
+                let details = refused.violations.iter().map(ToString::to_string).collect();
+                return refuse(code, details);
+            }
+            // The rules applied the same changes to a copy without failing.
+            if let Err(e) = doc.apply_changes(new.iter().cloned()) {
+                return refuse(RefusalCode::Undecodable, vec![e.to_string()]);
+            }
+            let (written_id, new_meta) = DocMeta::of(update.kind, &doc, &self.rules.context);
+            if written_id.as_deref() != Some(id) {
+                return refuse(
+                    RefusalCode::IdMismatch,
+                    vec![format!("the document says {written_id:?}")],
+                );
+            }
+            if stored.is_none() && !self.scope.may_receive(update.kind, &new_meta) {
+                return refuse(RefusalCode::OutOfScope, Vec::new());
+            }
+            meta = new_meta;
+        } else if stored.is_none() {
+            return refuse(
+                RefusalCode::Undecodable,
+                vec!["a new document with no changes".into()],
+            );
+        }
+        // The device holds what it had plus what it sent: its claimed heads must be
+        // known here, or the server would later compute from a base it lacks.
+        let device_heads = sorted_heads(&message.heads);
+        if device_heads.is_empty()
+            || device_heads
+                .iter()
+                .any(|h| doc.get_change_by_hash(h).is_none())
+        {
+            return refuse(RefusalCode::UnknownHeads, Vec::new());
+        }
+        Ok(Ok(Accepted {
+            id: id.to_owned(),
+            kind: update.kind,
+            doc,
+            new_changes: new.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            meta,
+            device_heads,
+        }))
+    }
+}
+
+fn storage_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> SyncError {
+    SyncError::Storage(Box::new(e))
+}
+
+fn refusal(id: &str, code: RefusalCode, details: Vec<String>) -> Refusal {
+    Refusal {
+        id: id.to_owned(),
+        code,
+        details,
+    }
+}
+
+fn load(id: &str, chunks: &[Vec<u8>]) -> Result<Automerge, SyncError> {
+    load_chunks(chunks).map_err(|e| SyncError::CorruptDocument {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn evicted(id: &str, serial: u64) -> PeerWrite {
+    PeerWrite {
+        id: id.to_owned(),
+        confirmed: None,
+        pending: Some(Pending {
+            serial,
+            heads: None,
+        }),
+    }
+}
+
+fn sent(id: &str, serial: u64, doc: &Automerge) -> PeerWrite {
+    PeerWrite {
+        id: id.to_owned(),
+        confirmed: None,
+        pending: Some(Pending {
+            serial,
+            heads: Some(sorted_heads(&doc.get_heads())),
+        }),
+    }
+}
+
+/// A document update carrying `changes` (each encoded on its own, compressed when
+/// large) and the heads the receiver will share with the sender.
+pub fn doc_update(
+    id: &str,
+    kind: DocKind,
+    heads: Vec<ChangeHash>,
+    changes: &[Change],
+) -> DocUpdate {
+    let chunks: Vec<Vec<u8>> = changes
+        .iter()
+        .map(|c| c.clone().bytes().into_owned())
+        .collect();
+    DocUpdate {
+        id: id.to_owned(),
+        kind,
+        message: AutomergeMessage {
+            heads,
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: chunks.into(),
+            flags: None,
+            version: MessageVersion::V1,
+        }
+        .encode(),
+    }
+}
+
+/// A document update carrying the whole document as one compressed save: what a
+/// device that has nothing of it receives (columnar and deflated, far smaller than
+/// its changes one by one).
+pub fn whole_doc(id: &str, kind: DocKind, doc: &Automerge) -> DocUpdate {
+    DocUpdate {
+        id: id.to_owned(),
+        kind,
+        message: AutomergeMessage {
+            heads: sorted_heads(&doc.get_heads()),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: doc.save().into(),
+            flags: None,
+            version: MessageVersion::V2,
+        }
+        .encode(),
+    }
+}
+
+/// Keeps a reply within its budget.
+struct ReplyBuilder {
+    budget: usize,
+    used: usize,
+    docs: Vec<DocUpdate>,
+    evict: Vec<String>,
+    more: bool,
+}
+
+impl ReplyBuilder {
+    fn new(budget: usize) -> ReplyBuilder {
+        ReplyBuilder {
+            budget,
+            used: 64,
+            docs: Vec::new(),
+            evict: Vec::new(),
+            more: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.docs.is_empty() && self.evict.is_empty()
+    }
+
+    fn fits(&self, update: &DocUpdate) -> bool {
+        self.used + update.encoded_len() <= self.budget
+    }
+
+    fn fits_evict(&self, id: &str) -> bool {
+        self.used + id.len() + 4 <= self.budget
+    }
+
+    fn push(&mut self, update: DocUpdate) {
+        self.used += update.encoded_len();
+        self.docs.push(update);
+    }
+
+    fn evict(&mut self, id: String) {
+        self.used += id.len() + 4;
+        self.evict.push(id);
+    }
+}
