@@ -1,0 +1,3 @@
+//! Sync protocol benchmarks (being written).
+
+fn main() {}
