@@ -116,11 +116,8 @@ impl DocMeta {
             }
             DocKind::PatrolLog => {
                 let record = PatrolLog::from_automerge(doc.clone()).read();
-                let mut grids: Vec<GridCode> = record
-                    .checkins
-                    .iter()
-                    .filter_map(|c| c.grid)
-                    .collect();
+                let mut grids: Vec<GridCode> =
+                    record.checkins.iter().filter_map(|c| c.grid).collect();
                 grids.sort();
                 grids.dedup();
                 (

@@ -510,3 +510,36 @@ fn a_case_that_moves_away_is_evicted_but_unsent_work_is_kept() {
     let _ = Automerge::new();
     let _ = GRID;
 }
+
+#[test]
+fn a_device_that_lost_a_base_asks_for_the_whole_document() {
+    use super::device::{DeviceCommit, DeviceStorage};
+    let cast = cast();
+    let mut server = MemoryServer::new();
+    let mut officer = Phone::new(cast.officer.clone(), 1);
+    let mut sanitation = Phone::new(cast.sanitation.clone(), 2);
+    officer.report(&new_case());
+    sync(&mut server, &mut officer);
+    sync(&mut server, &mut sanitation);
+    // The phone loses the document (a restored backup, a bug); the server still
+    // believes it holds it and sends only what is new.
+    sanitation
+        .store
+        .commit(DeviceCommit {
+            delete: vec!["case-1".into()],
+            ..DeviceCommit::default()
+        })
+        .expect("delete");
+    officer.act("case-1", Action::Comment, 4);
+    sync(&mut server, &mut officer);
+    let request = sanitation.session.prepare(&mut sanitation.store).expect("prepare");
+    let reply = serve(&mut server, &sanitation.actor, &request).expect("serve");
+    let report = sanitation.session.receive(&mut sanitation.store, &reply).expect("receive");
+    assert_eq!(report.resync, 1, "{report:?}");
+    assert!(report.more);
+    assert!(sanitation.case("case-1").is_none(), "nothing half-applied is stored");
+    sync(&mut server, &mut sanitation);
+    let view = sanitation.case("case-1").expect("whole again").fold(&context());
+    assert_eq!(view.entries.len(), 2);
+    assert!(sanitation.store.resync_wanted().expect("memory").is_empty());
+}
