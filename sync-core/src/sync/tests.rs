@@ -532,14 +532,91 @@ fn a_device_that_lost_a_base_asks_for_the_whole_document() {
         .expect("delete");
     officer.act("case-1", Action::Comment, 4);
     sync(&mut server, &mut officer);
-    let request = sanitation.session.prepare(&mut sanitation.store).expect("prepare");
+    let request = sanitation
+        .session
+        .prepare(&mut sanitation.store)
+        .expect("prepare");
     let reply = serve(&mut server, &sanitation.actor, &request).expect("serve");
-    let report = sanitation.session.receive(&mut sanitation.store, &reply).expect("receive");
+    let report = sanitation
+        .session
+        .receive(&mut sanitation.store, &reply)
+        .expect("receive");
     assert_eq!(report.resync, 1, "{report:?}");
     assert!(report.more);
-    assert!(sanitation.case("case-1").is_none(), "nothing half-applied is stored");
+    assert!(
+        sanitation.case("case-1").is_none(),
+        "nothing half-applied is stored"
+    );
     sync(&mut server, &mut sanitation);
-    let view = sanitation.case("case-1").expect("whole again").fold(&context());
+    let view = sanitation
+        .case("case-1")
+        .expect("whole again")
+        .fold(&context());
     assert_eq!(view.entries.len(), 2);
     assert!(sanitation.store.resync_wanted().expect("memory").is_empty());
+}
+
+/// Random byte flips, truncations and insertions of valid messages: every one is
+/// refused with a typed error or handled, never a panic; a refused request stores
+/// nothing.
+#[test]
+fn mutated_messages_never_panic() {
+    let cast = cast();
+    let mut server = MemoryServer::new();
+    let mut officer = Phone::new(cast.officer.clone(), 1);
+    let sanitation = Phone::new(cast.sanitation.clone(), 2);
+    officer.report(&new_case());
+    sync(&mut server, &mut officer);
+    officer.act("case-1", Action::Comment, 2);
+    let request = officer
+        .session
+        .prepare(&mut officer.store)
+        .expect("prepare");
+    // A new session with the same seed sends the same request id, so each mutated
+    // reply is taken as the answer to it and its documents are read.
+    let fresh = |store: &MemoryDevice| {
+        let mut session = DeviceSession::new(Limits::default(), 2);
+        let mut store = store.clone();
+        let request = session.prepare(&mut store).expect("prepare");
+        (session, store, request)
+    };
+    let (_, _, sanitation_request) = fresh(&sanitation.store);
+    let reply = serve(&mut server.clone(), &sanitation.actor, &sanitation_request).expect("serve");
+    let mut seed = 0x5EED_u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) as usize
+    };
+    for round in 0..1500 {
+        let mut bytes = if round % 2 == 0 {
+            request.clone()
+        } else {
+            reply.clone()
+        };
+        match next() % 3 {
+            0 => {
+                for _ in 0..1 + next() % 4 {
+                    let i = next() % bytes.len();
+                    bytes[i] ^= 1 << (next() % 8);
+                }
+            }
+            1 => bytes.truncate(next() % bytes.len()),
+            _ => {
+                let i = next() % bytes.len();
+                bytes.insert(i, (next() % 256) as u8);
+            }
+        }
+        if round % 2 == 0 {
+            let mut copy = server.clone();
+            let before = copy.document_ids().count();
+            if serve(&mut copy, &officer.actor, &bytes).is_err() {
+                assert_eq!(copy.document_ids().count(), before);
+            }
+        } else {
+            let (mut session, mut store, _) = fresh(&sanitation.store);
+            if session.receive(&mut store, &bytes).is_err() {
+                assert_eq!(store.documents(), sanitation.store.documents());
+            }
+        }
+    }
 }
