@@ -21,7 +21,6 @@ pub struct InjectedFailure;
 struct ServerDoc {
     stored: StoredDoc,
     seq: u64,
-    heads: Vec<automerge::ChangeHash>,
 }
 
 /// The server's storage, in memory.
@@ -54,7 +53,7 @@ impl MemoryServer {
             id: id.to_owned(),
             kind: d.stored.kind,
             meta: d.stored.meta.clone(),
-            heads: d.heads.clone(),
+            heads: d.stored.heads.clone(),
         })
     }
 
@@ -75,13 +74,13 @@ impl MemoryServer {
                     kind: write.kind,
                     chunks: Vec::new(),
                     meta: write.meta.clone(),
+                    heads: Vec::new(),
                 },
                 seq,
-                heads: Vec::new(),
             });
         self.by_seq.remove(&entry.seq);
         entry.seq = seq;
-        entry.heads = write.heads;
+        entry.stored.heads = write.heads;
         entry.stored.meta = write.meta;
         entry.stored.chunks.extend(write.changes);
         if entry.stored.chunks.len() > COMPACT_AFTER

@@ -27,6 +27,8 @@ pub struct StoredDoc {
     pub chunks: Vec<Vec<u8>>,
     /// Its meta as of the last write.
     pub meta: DocMeta,
+    /// Its heads: what loading `chunks` gives.
+    pub heads: Vec<ChangeHash>,
 }
 
 /// One document in the change catalogue: its latest sequence number.
@@ -318,14 +320,13 @@ impl<S: Scope> ServerSession<'_, S> {
                 }
                 continue;
             }
-            let doc = load(id, &stored.chunks)?;
-            let update = whole_doc(id, stored.kind, &doc);
+            let update = whole_doc(id, &stored);
             if !reply.fits(&update) && !reply.is_empty() {
                 reply.more = true;
                 continue;
             }
             reply.push(update);
-            peers.insert(id.clone(), sent(id, serial, &doc));
+            peers.insert(id.clone(), sent(id, serial, &stored.heads));
         }
 
         // A new scope: forget what left it, then rescan the catalogue from the start.
@@ -452,10 +453,11 @@ impl<S: Scope> ServerSession<'_, S> {
         let Some(stored) = storage.document(&entry.id).map_err(storage_err)? else {
             return Ok(true);
         };
-        let doc = load(&entry.id, &stored.chunks)?;
         let update = match &held {
-            None => whole_doc(&entry.id, stored.kind, &doc),
+            // What the storage holds goes as it is: no load, no re-encoding.
+            None => whole_doc(&entry.id, &stored),
             Some(heads) => {
+                let doc = load(&entry.id, &stored.chunks)?;
                 let known: Vec<ChangeHash> = heads
                     .iter()
                     .copied()
@@ -465,7 +467,7 @@ impl<S: Scope> ServerSession<'_, S> {
                 doc_update(
                     &entry.id,
                     stored.kind,
-                    sorted_heads(&doc.get_heads()),
+                    sorted_heads(&stored.heads),
                     &lacking,
                 )
             }
@@ -474,7 +476,7 @@ impl<S: Scope> ServerSession<'_, S> {
             return Ok(false);
         }
         reply.push(update);
-        peers.insert(entry.id.clone(), sent(&entry.id, serial, &doc));
+        peers.insert(entry.id.clone(), sent(&entry.id, serial, &stored.heads));
         Ok(true)
     }
 
@@ -628,13 +630,13 @@ fn evicted(id: &str, serial: u64) -> PeerWrite {
     }
 }
 
-fn sent(id: &str, serial: u64, doc: &Automerge) -> PeerWrite {
+fn sent(id: &str, serial: u64, heads: &[ChangeHash]) -> PeerWrite {
     PeerWrite {
         id: id.to_owned(),
         confirmed: None,
         pending: Some(Pending {
             serial,
-            heads: Some(sorted_heads(&doc.get_heads())),
+            heads: Some(sorted_heads(heads)),
         }),
     }
 }
@@ -666,20 +668,21 @@ pub fn doc_update(
     }
 }
 
-/// A document update carrying the whole document as one compressed save: what a
-/// device that has nothing of it receives (columnar and deflated, far smaller than
-/// its changes one by one).
-pub fn whole_doc(id: &str, kind: DocKind, doc: &Automerge) -> DocUpdate {
+/// A document update carrying the whole stored document: what a device that has
+/// nothing of it receives. The stored chunks go as they are (a compacted save is
+/// columnar and deflated, far smaller than the changes one by one), each loaded
+/// with `load_incremental` on the device.
+pub fn whole_doc(id: &str, stored: &StoredDoc) -> DocUpdate {
     DocUpdate {
         id: id.to_owned(),
-        kind,
+        kind: stored.kind,
         message: AutomergeMessage {
-            heads: sorted_heads(&doc.get_heads()),
+            heads: sorted_heads(&stored.heads),
             need: Vec::new(),
             have: Vec::new(),
-            changes: doc.save().into(),
+            changes: stored.chunks.clone().into(),
             flags: None,
-            version: MessageVersion::V2,
+            version: MessageVersion::V1,
         }
         .encode(),
     }
