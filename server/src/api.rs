@@ -34,6 +34,8 @@ pub struct AppState {
     pub grids: Option<Arc<GridIndex>>,
     /// Which team handles what, where.
     pub ownership: Arc<Ownership>,
+    /// The sync protocol's engine.
+    pub sync: Arc<crate::sync::SyncEngine>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,6 +58,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
         .route("/v1/routing", get(routing))
+        .route(
+            "/v1/sync",
+            // The protocol bounds requests itself (`Limits::max_request`, refused with
+            // a typed error); the body limit only stops what is far beyond it.
+            post(sync).layer(axum::extract::DefaultBodyLimit::max(
+                state.sync.limits.max_request.saturating_add(1),
+            )),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -572,4 +582,109 @@ async fn users(
         })
         .collect();
     Ok(Json(json!({ "users": users })))
+}
+
+/// `POST /v1/sync`: one round of the sync protocol (`wangge_sync_core::sync`). The body
+/// and the reply are CBOR (`application/cbor`). A refused batch is a normal reply
+/// (the device reads the refusals from it); only a request that is not a valid
+/// message gets an error status.
+async fn sync(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let cbor = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/cbor"));
+    if !cbor {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected_cbor",
+            "the sync body is CBOR: Content-Type: application/cbor",
+        ));
+    }
+    // The posting as it is now, not as it was when the token was issued: a worker
+    // moved to other grids receives the new ones (and loses the old) at once.
+    let user = state
+        .store
+        .user(&claims.sub)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "the account is disabled",
+            )
+        })?;
+    let writer = wangge_sync_core::role::Actor {
+        user: user.id,
+        role: user.role,
+        team: user.team,
+        scope: user.scope,
+        device: claims.act.clone(),
+    };
+    let span = tracing::info_span!("sync", user = %writer.user, device = %claims.dev);
+    let _entered = span.enter();
+    let started = std::time::Instant::now();
+    let result = state
+        .sync
+        .round(state.store.clone(), writer, body.to_vec(), now_ms())
+        .await;
+    match result {
+        Ok((reply, stats)) => {
+            tracing::info!(
+                stored_docs = stats.stored_docs,
+                stored_changes = stats.stored_changes,
+                sent_docs = stats.sent_docs,
+                evicted = stats.evicted,
+                refused = stats.refused,
+                reply_bytes = stats.reply_bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "sync round"
+            );
+            Ok((
+                [(axum::http::header::CONTENT_TYPE, "application/cbor")],
+                reply,
+            )
+                .into_response())
+        }
+        Err(error) => Err(sync_error(error)),
+    }
+}
+
+fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {
+    use wangge_sync_core::sync::message::DecodeError;
+    use wangge_sync_core::sync::server::SyncError;
+    let message = error.to_string();
+    match error {
+        SyncError::Decode(DecodeError::TooLarge { .. }) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "sync_too_large", message)
+        }
+        SyncError::Decode(DecodeError::Version(_)) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "sync_version", message)
+        }
+        SyncError::Decode(_) => ApiError::new(StatusCode::BAD_REQUEST, "sync_malformed", message),
+        SyncError::CursorFromFuture { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "sync_cursor_ahead", message)
+        }
+        SyncError::CorruptDocument { .. } => {
+            tracing::error!(%message, "stored document does not load");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        }
+        SyncError::Storage(_) => {
+            tracing::error!(%message, "sync storage failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the database is not available",
+            )
+        }
+    }
 }

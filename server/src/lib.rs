@@ -7,3 +7,4 @@ pub mod config;
 pub mod grids;
 pub mod photos;
 pub mod store;
+pub mod sync;

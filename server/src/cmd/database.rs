@@ -178,6 +178,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         auth: Arc::new(auth),
         grids: grids.map(Arc::new),
         ownership: Arc::new(ownership),
+        sync: Arc::new(wangge_server::sync::SyncEngine::new(Default::default())),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

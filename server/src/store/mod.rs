@@ -8,6 +8,7 @@
 
 mod postgres;
 mod sqlite;
+pub mod sync;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -167,7 +168,7 @@ pub struct StoredGrid {
 }
 
 /// Every storage operation the server needs.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: sync::SyncStore + Send + Sync + 'static {
     /// Which database.
     fn backend(&self) -> Backend;
     /// Applies the pending migrations.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 
+use super::sync::impl_sync_store;
 use super::{Backend, StoreError, impl_store};
 
 /// PostgreSQL behind a pool.
@@ -36,3 +37,4 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, Postgres, Backend::Postgres);
+impl_sync_store!(PostgresStore);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
+use super::sync::impl_sync_store;
 use super::{Backend, StoreError, impl_store};
 
 /// SQLite behind a small pool.
@@ -40,3 +41,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
+impl_sync_store!(SqliteStore);

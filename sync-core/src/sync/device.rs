@@ -402,7 +402,7 @@ fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
     heads
         .iter()
         .copied()
-        .filter(|h| doc.get_change_by_hash(h).is_some())
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
         .collect()
 }
 
@@ -456,15 +456,24 @@ fn apply<T: DeviceStorage>(
     }
     let heads = sorted_heads(&message.heads);
     if !doc.get_missing_deps(&[]).is_empty()
-        || heads.iter().any(|h| doc.get_change_by_hash(h).is_none())
+        || heads
+            .iter()
+            .any(|h| doc.get_change_meta_by_hash(h).is_none())
     {
         return Ok(Applied::Incomplete);
     }
-    let unsent = !doc.get_changes(&heads).is_empty();
+    // The document holds everything up to `heads`; anything beyond is local.
+    let unsent = sorted_heads(&doc.get_heads()) != heads;
+    let chunks = match &stored {
+        Some(_) => vec![doc.save()],
+        // New here: keep the bytes as received (they load, as just shown), instead of
+        // re-encoding what the server already compacted.
+        None => message.changes.iter().map(<[u8]>::to_vec).collect(),
+    };
     let rejected = stored.and_then(|s| s.rejected);
     Ok(Applied::Written(DeviceDoc {
         kind: update.kind,
-        chunks: vec![doc.save()],
+        chunks,
         server_heads: heads,
         unsent,
         rejected,

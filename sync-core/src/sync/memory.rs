@@ -9,8 +9,9 @@ use super::device::{DeviceCommit, DeviceDoc, DeviceStorage};
 use super::message::Cursor;
 use super::server::{CatalogueEntry, PeerDoc, ServerCommit, ServerStorage, StoredDoc};
 
-/// Compact a document's chunks into one save past this many.
-const COMPACT_AFTER: usize = 32;
+/// Compact a document's chunks into one save past this many: always, so a device
+/// that has nothing receives one compressed save (see the SQL store's reasons).
+const COMPACT_AFTER: usize = 1;
 
 /// A failure injected by a test.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

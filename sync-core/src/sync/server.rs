@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::{Message as AutomergeMessage, MessageVersion};
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 
 use super::message::{
     Cursor, DecodeError, DocUpdate, Limits, Outcome, PROTOCOL_VERSION, Refusal, RefusalCode, Reply,
@@ -461,7 +461,7 @@ impl<S: Scope> ServerSession<'_, S> {
                 let known: Vec<ChangeHash> = heads
                     .iter()
                     .copied()
-                    .filter(|h| doc.get_change_by_hash(h).is_some())
+                    .filter(|h| doc.get_change_meta_by_hash(h).is_some())
                     .collect();
                 let lacking = doc.get_changes(&known);
                 doc_update(
@@ -540,7 +540,7 @@ impl<S: Scope> ServerSession<'_, S> {
         };
         let new: Vec<Change> = changes
             .into_iter()
-            .filter(|c| base.get_change_by_hash(&c.hash()).is_none())
+            .filter(|c| base.get_change_meta_by_hash(&c.hash()).is_none())
             .collect();
         let mut doc = base.clone();
         let mut meta = stored.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
@@ -585,7 +585,7 @@ impl<S: Scope> ServerSession<'_, S> {
         if device_heads.is_empty()
             || device_heads
                 .iter()
-                .any(|h| doc.get_change_by_hash(h).is_none())
+                .any(|h| doc.get_change_meta_by_hash(h).is_none())
         {
             return refuse(RefusalCode::UnknownHeads, Vec::new());
         }

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{Automerge, ChangeHash};
 use chrono::NaiveDate;
 
 use super::device::DeviceSession;
@@ -637,7 +637,7 @@ impl World {
                 .unwrap_or_else(|| panic!("acknowledged document {id} is not on the server"));
             for h in heads {
                 assert!(
-                    doc.get_change_by_hash(h).is_some(),
+                    doc.get_change_meta_by_hash(h).is_some(),
                     "acknowledged change {h} of {id} is not on the server"
                 );
             }
@@ -691,7 +691,7 @@ impl World {
                 let local = load_chunks(&d.chunks).expect("loads");
                 for h in heads {
                     assert!(
-                        local.get_change_by_hash(h).is_some(),
+                        local.get_change_meta_by_hash(h).is_some(),
                         "{} lacks acknowledged change {h} of {id}",
                         phone.actor.user
                     );

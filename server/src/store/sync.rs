@@ -1,0 +1,397 @@
+//! The sync protocol's storage: documents, the change catalogue and what each device
+//! holds (sync-core's `ServerStorage`, in SQL). Like the rest of the store, one SQL
+//! text serves both databases (`impl_sync_store!`).
+
+use automerge::ChangeHash;
+use wangge_sync_core::grid::GridCode;
+use wangge_sync_core::sync::server::{CatalogueEntry, PeerDoc, Pending, ServerCommit, StoredDoc};
+use wangge_sync_core::sync::{DocKind, DocMeta};
+
+use super::{StoreError, StoreFuture};
+
+/// Compact a document's chunks into one save when it has more than this many. One:
+/// each write leaves a single save, so a new phone's bootstrap is the compressed saves
+/// (1.06× their size, against 1.89× for the changes as they arrived; see
+/// docs/BENCHMARKS.md), for one load and save (~250 µs) per document written. It runs
+/// in the commit's transaction after the `documents` row is written, which locks the
+/// row: concurrent writers of one document compact one after the other, each seeing
+/// the other's committed chunks.
+pub(crate) const COMPACT_AFTER: i64 = 1;
+
+/// The sync protocol's storage operations (see sync-core's `ServerStorage` for their
+/// meaning). The server runs them through `crate::sync`, one device at a time.
+pub trait SyncStore: Send + Sync {
+    /// The serial of the last reply issued to a device (0 if none).
+    fn sync_issued_serial<'a>(&'a self, device: &'a str) -> StoreFuture<'a, u64>;
+    /// The catalogue's highest position.
+    fn sync_latest_seq(&self) -> StoreFuture<'_, u64>;
+    /// A stored document.
+    fn sync_document<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<StoredDoc>>;
+    /// Catalogue entries after `after`, in order, at most `limit`.
+    fn sync_changed_since(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<CatalogueEntry>>;
+    /// What a device holds of a document.
+    fn sync_peer<'a>(&'a self, device: &'a str, id: &'a str) -> StoreFuture<'a, Option<PeerDoc>>;
+    /// Every document a device has a record of.
+    fn sync_peers<'a>(&'a self, device: &'a str)
+    -> StoreFuture<'a, Vec<(PeerDoc, CatalogueEntry)>>;
+    /// Stores a round in one transaction.
+    fn sync_commit<'a>(&'a self, commit: &'a ServerCommit, now: i64) -> StoreFuture<'a, ()>;
+}
+
+/// Heads as stored: sorted 32-byte hashes, concatenated.
+pub(crate) fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted.iter().flat_map(|h| h.0).collect()
+}
+
+pub(crate) fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<ChangeHash>, StoreError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt(format!(
+            "heads of {} bytes is not a list of hashes",
+            bytes.len()
+        )));
+    }
+    bytes
+        .chunks(32)
+        .map(|c| ChangeHash::try_from(c).map_err(|e| StoreError::Corrupt(format!("heads: {e}"))))
+        .collect()
+}
+
+pub(crate) fn join(items: impl IntoIterator<Item = String>) -> String {
+    items.into_iter().collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn split(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').filter(|s| !s.is_empty())
+}
+
+pub(crate) fn kind_from(id: &str, text: &str) -> Result<DocKind, StoreError> {
+    DocKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("document {id:?} has kind {text:?}")))
+}
+
+pub(crate) fn meta_from(
+    id: &str,
+    grids: &str,
+    owner: Option<String>,
+    assignees: &str,
+) -> Result<DocMeta, StoreError> {
+    let grids = split(grids)
+        .map(|g| {
+            g.parse::<GridCode>()
+                .map_err(|e| StoreError::Corrupt(format!("document {id:?} grid {g:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DocMeta {
+        grids,
+        owner,
+        assignees: split(assignees).map(str::to_owned).collect(),
+    })
+}
+
+/// A `documents` row for the catalogue: seq, id, kind, heads, grids, owner, assignees.
+pub(crate) type EntryRow = (i64, String, String, Vec<u8>, String, Option<String>, String);
+
+pub(crate) fn entry_from(row: EntryRow) -> Result<CatalogueEntry, StoreError> {
+    let (seq, id, kind, heads, grids, owner, assignees) = row;
+    Ok(CatalogueEntry {
+        seq: u64::try_from(seq).unwrap_or(0),
+        kind: kind_from(&id, &kind)?,
+        heads: heads_from_bytes(&heads)?,
+        meta: meta_from(&id, &grids, owner, &assignees)?,
+        id,
+    })
+}
+
+/// A `sync_peers` row: confirmed, pending serial, pending heads, pending eviction.
+pub(crate) type PeerRow = (Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>, bool);
+
+pub(crate) fn peer_from(row: PeerRow) -> Result<PeerDoc, StoreError> {
+    let (confirmed, serial, heads, evict) = row;
+    let pending = match serial {
+        None => None,
+        Some(serial) => Some(Pending {
+            serial: u64::try_from(serial).unwrap_or(0),
+            heads: if evict {
+                None
+            } else {
+                Some(heads_from_bytes(heads.as_deref().unwrap_or(&[]))?)
+            },
+        }),
+    };
+    Ok(PeerDoc {
+        confirmed: confirmed.as_deref().map(heads_from_bytes).transpose()?,
+        pending,
+    })
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Implements [`SyncStore`] for `$store` (a struct with a `pool` field).
+macro_rules! impl_sync_store {
+    ($store:ty) => {
+        impl $crate::store::sync::SyncStore for $store {
+            fn sync_issued_serial<'a>(&'a self, device: &'a str) -> $crate::store::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    let row: Option<(i64,)> =
+                        sqlx::query_as("SELECT issued_serial FROM sync_devices WHERE device = $1")
+                            .bind(device)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(row.map_or(0, |(s,)| u64::try_from(s).unwrap_or(0)))
+                })
+            }
+
+            fn sync_latest_seq(&self) -> $crate::store::StoreFuture<'_, u64> {
+                Box::pin(async move {
+                    let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM catalogue WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(u64::try_from(seq).unwrap_or(0))
+                })
+            }
+
+            fn sync_document<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<wangge_sync_core::sync::server::StoredDoc>> {
+                Box::pin(async move {
+                    use $crate::store::sync as s;
+                    let row: Option<(String, Vec<u8>, String, Option<String>, String)> = sqlx::query_as(
+                        "SELECT kind, heads, grids, owner, assignees FROM documents WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some((kind, heads, grids, owner, assignees)) = row else {
+                        return Ok(None);
+                    };
+                    let chunks: Vec<(Vec<u8>,)> =
+                        sqlx::query_as("SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n")
+                            .bind(id)
+                            .fetch_all(&self.pool)
+                            .await?;
+                    Ok(Some(wangge_sync_core::sync::server::StoredDoc {
+                        kind: s::kind_from(id, &kind)?,
+                        chunks: chunks.into_iter().map(|(b,)| b).collect(),
+                        meta: s::meta_from(id, &grids, owner, &assignees)?,
+                        heads: s::heads_from_bytes(&heads)?,
+                    }))
+                })
+            }
+
+            fn sync_changed_since(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> $crate::store::StoreFuture<'_, Vec<wangge_sync_core::sync::server::CatalogueEntry>> {
+                Box::pin(async move {
+                    let rows: Vec<$crate::store::sync::EntryRow> = sqlx::query_as(
+                        "SELECT seq, id, kind, heads, grids, owner, assignees FROM documents
+                         WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    )
+                    .bind($crate::store::sync::to_i64(after))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map($crate::store::sync::entry_from).collect()
+                })
+            }
+
+            fn sync_peer<'a>(
+                &'a self,
+                device: &'a str,
+                id: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<wangge_sync_core::sync::server::PeerDoc>> {
+                Box::pin(async move {
+                    let row: Option<$crate::store::sync::PeerRow> = sqlx::query_as(
+                        "SELECT confirmed, pending_serial, pending_heads, pending_evict
+                         FROM sync_peers WHERE device = $1 AND doc_id = $2",
+                    )
+                    .bind(device)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map($crate::store::sync::peer_from).transpose()
+                })
+            }
+
+            fn sync_peers<'a>(
+                &'a self,
+                device: &'a str,
+            ) -> $crate::store::StoreFuture<
+                'a,
+                Vec<(wangge_sync_core::sync::server::PeerDoc, wangge_sync_core::sync::server::CatalogueEntry)>,
+            > {
+                Box::pin(async move {
+                    use $crate::store::sync as s;
+                    #[allow(clippy::type_complexity)]
+                    let rows: Vec<(
+                        Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>, bool,
+                        i64, String, String, Vec<u8>, String, Option<String>, String,
+                    )> = sqlx::query_as(
+                        "SELECT p.confirmed, p.pending_serial, p.pending_heads, p.pending_evict,
+                                d.seq, d.id, d.kind, d.heads, d.grids, d.owner, d.assignees
+                         FROM sync_peers p JOIN documents d ON d.id = p.doc_id
+                         WHERE p.device = $1 ORDER BY d.seq",
+                    )
+                    .bind(device)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter()
+                        .map(|(c, ps, ph, pe, seq, id, kind, heads, grids, owner, assignees)| {
+                            Ok((
+                                s::peer_from((c, ps, ph, pe))?,
+                                s::entry_from((seq, id, kind, heads, grids, owner, assignees))?,
+                            ))
+                        })
+                        .collect()
+                })
+            }
+
+            fn sync_commit<'a>(
+                &'a self,
+                commit: &'a wangge_sync_core::sync::server::ServerCommit,
+                now: i64,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    use $crate::store::sync as s;
+                    let device = commit.device.as_str();
+                    let acknowledged = s::to_i64(commit.acknowledged);
+                    let mut tx = self.pool.begin().await?;
+                    // Settle: what the acknowledged reply sent is now the device's;
+                    // anything else pending was never received.
+                    sqlx::query(
+                        "DELETE FROM sync_peers
+                         WHERE device = $1 AND pending_serial = $2 AND pending_evict",
+                    )
+                    .bind(device)
+                    .bind(acknowledged)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE sync_peers SET confirmed = pending_heads
+                         WHERE device = $1 AND pending_serial = $2",
+                    )
+                    .bind(device)
+                    .bind(acknowledged)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE sync_peers SET pending_serial = NULL, pending_heads = NULL, pending_evict = FALSE
+                         WHERE device = $1 AND pending_serial IS NOT NULL",
+                    )
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+                    for write in &commit.documents {
+                        let (seq,): (i64,) =
+                            sqlx::query_as("UPDATE catalogue SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        sqlx::query(
+                            "INSERT INTO documents (id, kind, seq, heads, grids, owner, assignees, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, heads = excluded.heads,
+                                 grids = excluded.grids, owner = excluded.owner,
+                                 assignees = excluded.assignees, updated_at = excluded.updated_at",
+                        )
+                        .bind(&write.id)
+                        .bind(write.kind.as_str())
+                        .bind(seq)
+                        .bind(s::heads_to_bytes(&write.heads))
+                        .bind(s::join(write.meta.grids.iter().map(ToString::to_string)))
+                        .bind(write.meta.owner.as_deref())
+                        .bind(s::join(write.meta.assignees.iter().cloned()))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        let (count, last): (i64, Option<i64>) = sqlx::query_as(
+                            "SELECT COUNT(*), MAX(n) FROM document_chunks WHERE doc_id = $1",
+                        )
+                        .bind(&write.id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let mut n = last.unwrap_or(0);
+                        for change in &write.changes {
+                            n += 1;
+                            sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                                .bind(&write.id)
+                                .bind(n)
+                                .bind(change)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if count + i64::try_from(write.changes.len()).unwrap_or(0) > s::COMPACT_AFTER {
+                            // Compaction: the chunks become one save, in the same
+                            // transaction (the bytes load to the same document).
+                            let chunks: Vec<(Vec<u8>,)> = sqlx::query_as(
+                                "SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
+                            )
+                            .bind(&write.id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            let chunks: Vec<Vec<u8>> = chunks.into_iter().map(|(b,)| b).collect();
+                            let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
+                                $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
+                            })?;
+                            sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
+                                .bind(&write.id)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                                .bind(&write.id)
+                                .bind(n + 1)
+                                .bind(doc.save())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    for peer in &commit.peers {
+                        let (serial, heads, evict) = match &peer.pending {
+                            None => (None, None, false),
+                            Some(p) => (
+                                Some(s::to_i64(p.serial)),
+                                p.heads.as_deref().map(s::heads_to_bytes),
+                                p.heads.is_none(),
+                            ),
+                        };
+                        sqlx::query(
+                            "INSERT INTO sync_peers (device, doc_id, confirmed, pending_serial, pending_heads, pending_evict)
+                             VALUES ($1, $2, $3, $4, $5, $6)
+                             ON CONFLICT (device, doc_id) DO UPDATE SET
+                                 confirmed = COALESCE(excluded.confirmed, sync_peers.confirmed),
+                                 pending_serial = excluded.pending_serial,
+                                 pending_heads = excluded.pending_heads,
+                                 pending_evict = excluded.pending_evict",
+                        )
+                        .bind(device)
+                        .bind(&peer.id)
+                        .bind(peer.confirmed.as_deref().map(s::heads_to_bytes))
+                        .bind(serial)
+                        .bind(heads)
+                        .bind(evict)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO sync_devices (device, issued_serial) VALUES ($1, $2)
+                         ON CONFLICT (device) DO UPDATE SET issued_serial = excluded.issued_serial",
+                    )
+                    .bind(device)
+                    .bind(s::to_i64(commit.issued))
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sync_store;

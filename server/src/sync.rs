@@ -1,0 +1,134 @@
+//! The sync endpoint's engine: sync-core's [`ServerSession`] over the SQL store.
+//!
+//! The session is synchronous (sync-core knows no runtime), so a round runs on a
+//! blocking thread and waits on each query there (`Handle::block_on`); the CPU work of
+//! checking changes and folding cases stays off the async workers too. Rounds of one
+//! device run one at a time (a per-device lock), as the protocol requires; rounds of
+//! different devices run side by side.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Handle;
+use wangge_sync_core::calendar::WorkCalendar;
+use wangge_sync_core::case::WorkflowContext;
+use wangge_sync_core::catalog::Catalog;
+use wangge_sync_core::role::Actor;
+use wangge_sync_core::sync::message::Limits;
+use wangge_sync_core::sync::server::{
+    CatalogueEntry, PeerDoc, RoundStats, ServerCommit, ServerSession, ServerStorage, StoredDoc,
+    SyncError,
+};
+use wangge_sync_core::sync::{Rules, UserScope};
+
+use crate::store::{Store, StoreError};
+
+/// What every sync round shares: the per-device locks, the calendar, the limits.
+#[derive(Debug)]
+pub struct SyncEngine {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    calendar: WorkCalendar,
+    /// Size limits of a round.
+    pub limits: Limits,
+}
+
+impl SyncEngine {
+    /// An engine with the standard calendar and the default limits.
+    pub fn new(limits: Limits) -> SyncEngine {
+        SyncEngine {
+            locks: Mutex::new(HashMap::new()),
+            calendar: WorkCalendar::standard(),
+            limits,
+        }
+    }
+
+    fn lock_for(&self, device: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forget locks nobody holds, so the map stays the size of the devices syncing.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(device.to_owned()).or_default().clone()
+    }
+
+    /// Runs one round for `writer` (the signed-in device) on `request`; returns the
+    /// encoded reply.
+    pub async fn round(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        writer: Actor,
+        request: Vec<u8>,
+        now: i64,
+    ) -> Result<(Vec<u8>, RoundStats), SyncError> {
+        let guard = self.lock_for(&writer.device).lock_owned().await;
+        let engine = Arc::clone(self);
+        let handle = Handle::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _one_round_per_device = guard;
+            let scope = UserScope::of(&writer);
+            let session = ServerSession {
+                writer: &writer,
+                scope: &scope,
+                rules: Rules {
+                    context: WorkflowContext {
+                        catalog: Catalog::builtin(),
+                        calendar: &engine.calendar,
+                    },
+                },
+                limits: engine.limits,
+            };
+            let mut storage = BlockingStorage { store, handle, now };
+            session.handle(&mut storage, &request)
+        })
+        .await;
+        joined.map_err(|e| SyncError::Storage(Box::new(e)))?
+    }
+}
+
+/// The SQL store seen from a blocking thread.
+struct BlockingStorage {
+    store: Arc<dyn Store>,
+    handle: Handle,
+    now: i64,
+}
+
+impl ServerStorage for BlockingStorage {
+    type Error = StoreError;
+
+    fn issued_serial(&mut self, device: &str) -> Result<u64, StoreError> {
+        self.handle.block_on(self.store.sync_issued_serial(device))
+    }
+
+    fn latest_seq(&mut self) -> Result<u64, StoreError> {
+        self.handle.block_on(self.store.sync_latest_seq())
+    }
+
+    fn document(&mut self, id: &str) -> Result<Option<StoredDoc>, StoreError> {
+        self.handle.block_on(self.store.sync_document(id))
+    }
+
+    fn changed_since(
+        &mut self,
+        _device: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<CatalogueEntry>, StoreError> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.handle
+            .block_on(self.store.sync_changed_since(after, limit))
+    }
+
+    fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, StoreError> {
+        self.handle.block_on(self.store.sync_peer(device, id))
+    }
+
+    fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, StoreError> {
+        self.handle.block_on(self.store.sync_peers(device))
+    }
+
+    fn commit(&mut self, commit: ServerCommit) -> Result<(), StoreError> {
+        self.handle
+            .block_on(self.store.sync_commit(&commit, self.now))
+    }
+}

@@ -1,0 +1,55 @@
+//! What the storage-backed suites share: a store on every backend, fresh.
+
+use std::sync::Arc;
+
+use sqlx::Executor as _;
+use sqlx::postgres::PgConnectOptions;
+use wangge_server::store::{PostgresStore, Store, connect};
+
+/// A store on a fresh database, and what to drop afterwards.
+pub struct Fresh {
+    pub store: Arc<dyn Store>,
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn backends() -> Vec<Fresh> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let sqlite = connect(&url).await.expect("open sqlite");
+    sqlite.migrate().await.expect("migrate sqlite");
+    let mut stores = vec![Fresh {
+        store: sqlite,
+        _dir: Some(dir),
+    }];
+    match std::env::var("WANGGE_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
+            let admin = sqlx::PgPool::connect(&url)
+                .await
+                .expect("connect to PostgreSQL");
+            let create = format!("CREATE SCHEMA {schema}");
+            admin
+                // The name is ours (a UUID), not input.
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(create)))
+                .await
+                .expect("create schema");
+            let options: PgConnectOptions = url.parse().expect("postgres URL");
+            let options = options.options([("search_path", schema.as_str())]);
+            let store = PostgresStore::connect_with(options)
+                .await
+                .expect("open postgres");
+            store.migrate().await.expect("migrate postgres");
+            stores.push(Fresh {
+                store: Arc::new(store),
+                _dir: None,
+            });
+        }
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but WANGGE_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
+            );
+        }
+        Err(_) => eprintln!("WANGGE_TEST_POSTGRES_URL not set: PostgreSQL skipped (set it to run)"),
+    }
+    stores
+}

@@ -1,0 +1,263 @@
+//! The sync protocol on the real databases: sync-core's device sessions against the
+//! server's `SyncEngine` over the SQL store, on SQLite and PostgreSQL (see
+//! `common::backends`). The same rounds as sync-core's in-memory tests: reports reach
+//! the grid and only the grid, a lost reply is resent without duplicates, a case that
+//! moves is evicted, a forged write is refused whole, a document compacts.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::{Fresh, backends};
+use wangge_server::store::Store;
+use wangge_server::sync::SyncEngine;
+use wangge_sync_core::calendar::WorkCalendar;
+use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, WorkflowContext};
+use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::role::{Actor, Role};
+use wangge_sync_core::sync::device::{DeviceSession, RoundReport};
+use wangge_sync_core::sync::memory::MemoryDevice;
+use wangge_sync_core::sync::message::{Limits, RefusalCode};
+use wangge_sync_core::sync::{DocKind, load_chunks, sorted_heads};
+
+fn actor(n: u32, role: Role, team: Option<&str>, scope: &str) -> Actor {
+    Actor {
+        user: format!("u{n}"),
+        role,
+        team: team.map(|t| TeamId::new(t).expect("team")),
+        scope: scope.parse().expect("scope"),
+        device: format!("{n:032x}"),
+    }
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
+        .single()
+        .expect("time")
+        + chrono::TimeDelta::minutes(minutes)
+}
+
+fn new_case(id: &str) -> NewCase {
+    NewCase {
+        id: id.into(),
+        category: "E0102".parse().expect("category"),
+        location: Position {
+            lon: 113.66,
+            lat: 34.75,
+            accuracy_m: Some(8.0),
+        },
+        grid: Some("410102001001001".parse().expect("grid")),
+        address: "金水路与花园路交叉口".into(),
+        description: format!("路边暴露垃圾 {id}"),
+        source: Source::Patrol,
+        source_ref: None,
+        caller: None,
+    }
+}
+
+struct Phone {
+    actor: Actor,
+    store: MemoryDevice,
+    session: DeviceSession,
+}
+
+impl Phone {
+    fn new(actor: Actor) -> Phone {
+        let seed = u64::from_str_radix(&actor.device[16..], 16).expect("hex");
+        Phone {
+            actor,
+            store: MemoryDevice::new(),
+            session: DeviceSession::new(Limits::default(), seed),
+        }
+    }
+
+    fn case(&self, id: &str) -> Option<CaseDocument> {
+        let doc = self.store.documents().get(id)?;
+        Some(CaseDocument::from_automerge(load_chunks(&doc.chunks).ok()?))
+    }
+
+    fn save(&mut self, id: &str, case: &CaseDocument) {
+        DeviceSession::record_local(&mut self.store, id, DocKind::Case, case.automerge())
+            .expect("store");
+    }
+
+    fn act(&mut self, id: &str, action: Action, minute: i64, note: Option<String>) {
+        let calendar = WorkCalendar::standard();
+        let context = WorkflowContext {
+            catalog: Catalog::builtin(),
+            calendar: &calendar,
+        };
+        let mut case = self.case(id).expect("case on the phone");
+        let entry = format!("e-{}-{minute}", self.actor.user);
+        case.act(&context, &self.actor, &entry, action, at(minute), note)
+            .expect("act");
+        self.save(id, &case);
+    }
+
+    /// One round; `None` when the reply is lost on the way back.
+    async fn round(
+        &mut self,
+        engine: &Arc<SyncEngine>,
+        store: &Arc<dyn Store>,
+        lose: bool,
+    ) -> Option<RoundReport> {
+        let request = self.session.prepare(&mut self.store).expect("prepare");
+        let (reply, _) = engine
+            .round(store.clone(), self.actor.clone(), request, 0)
+            .await
+            .expect("round");
+        if lose {
+            self.session.abandon();
+            return None;
+        }
+        Some(
+            self.session
+                .receive(&mut self.store, &reply)
+                .expect("receive"),
+        )
+    }
+
+    async fn sync(&mut self, engine: &Arc<SyncEngine>, store: &Arc<dyn Store>) -> RoundReport {
+        for _ in 0..20 {
+            let report = self.round(engine, store, false).await.expect("report");
+            if !report.more {
+                return report;
+            }
+        }
+        panic!("{} does not settle", self.actor.user);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_rounds_on_every_backend() {
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        let engine = Arc::new(SyncEngine::new(Limits::default()));
+        let community = "410102001001";
+        let mut officer = Phone::new(actor(
+            1,
+            Role::EnforcementOfficer,
+            Some("enforcement"),
+            community,
+        ));
+        let mut sanitation = Phone::new(actor(
+            2,
+            Role::SanitationWorker,
+            Some("sanitation"),
+            community,
+        ));
+        let mut stranger = Phone::new(actor(
+            3,
+            Role::SanitationWorker,
+            Some("sanitation"),
+            "410102001002",
+        ));
+        let mut supervisor = Phone::new(actor(4, Role::DistrictSupervisor, None, "410102"));
+
+        for id in ["case-1", "case-2", "case-3"] {
+            let case =
+                CaseDocument::create(&new_case(id), &officer.actor, &format!("r-{id}"), at(0))
+                    .expect("report");
+            officer.save(id, &case);
+        }
+        let report = officer.sync(&engine, &store).await;
+        assert_eq!(report.acknowledged, 3, "{backend:?}");
+        sanitation.sync(&engine, &store).await;
+        stranger.sync(&engine, &store).await;
+        supervisor.sync(&engine, &store).await;
+        assert_eq!(sanitation.store.documents().len(), 3, "{backend:?}");
+        assert!(
+            stranger.store.documents().is_empty(),
+            "{backend:?}: another community"
+        );
+        assert_eq!(supervisor.store.documents().len(), 3, "{backend:?}");
+
+        // A reply lost after the server committed: the comment goes again, once.
+        officer.act("case-1", Action::Comment, 1, Some("再次确认".into()));
+        assert!(officer.round(&engine, &store, true).await.is_none());
+        officer.sync(&engine, &store).await;
+        sanitation.sync(&engine, &store).await;
+        let view = sanitation
+            .case("case-1")
+            .expect("case")
+            .fold(&WorkflowContext {
+                catalog: Catalog::builtin(),
+                calendar: &WorkCalendar::standard(),
+            });
+        assert_eq!(
+            view.entries.len(),
+            2,
+            "{backend:?}: one report, one comment"
+        );
+
+        // Forty comments, each its own round: the document compacts on the way.
+        for minute in 2..42 {
+            officer.act(
+                "case-3",
+                Action::Comment,
+                minute,
+                Some(format!("第{minute}次巡查")),
+            );
+            officer.sync(&engine, &store).await;
+        }
+        let stored = store
+            .sync_document("case-3")
+            .await
+            .expect("read")
+            .expect("stored");
+        assert!(
+            stored.chunks.len() == 1,
+            "{backend:?}: {} chunks",
+            stored.chunks.len()
+        );
+        sanitation.sync(&engine, &store).await;
+        let local = load_chunks(&sanitation.store.documents()["case-3"].chunks).expect("load");
+        let server = load_chunks(&stored.chunks).expect("load");
+        assert_eq!(
+            sorted_heads(&local.get_heads()),
+            sorted_heads(&server.get_heads())
+        );
+
+        // The supervisor moves case-2 to the other community.
+        let mut case = supervisor.case("case-2").expect("case");
+        case.set_location(
+            &supervisor.actor,
+            Position {
+                lon: 113.67,
+                lat: 34.76,
+                accuracy_m: None,
+            },
+            Some("410102001002001".parse().expect("grid")),
+        )
+        .expect("move");
+        supervisor.save("case-2", &case);
+        supervisor.sync(&engine, &store).await;
+        let report = sanitation.sync(&engine, &store).await;
+        assert_eq!(report.evicted, 1, "{backend:?}");
+        assert!(!sanitation.store.documents().contains_key("case-2"));
+        stranger.sync(&engine, &store).await;
+        assert!(
+            stranger.store.documents().contains_key("case-2"),
+            "{backend:?}"
+        );
+
+        // The stranger sends case-1, which it may not hold (a copy from elsewhere).
+        let copy = officer.case("case-1").expect("case");
+        stranger.save("case-1", &copy);
+        let report = stranger
+            .round(&engine, &store, false)
+            .await
+            .expect("report");
+        assert_eq!(report.refused.len(), 1, "{backend:?}");
+        assert_eq!(report.refused[0].code, RefusalCode::OutOfScope);
+        let stored = store
+            .sync_peer(&stranger.actor.device, "case-1")
+            .await
+            .expect("read");
+        assert!(
+            stored.is_none(),
+            "{backend:?}: nothing stored for a refused batch"
+        );
+    }
+}
