@@ -11,9 +11,7 @@
 
 #![allow(unsafe_code)] // the counting allocator below
 
-use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -39,48 +37,10 @@ const GRID: &str = "410102001001001";
 const STREET: &str = "410102001";
 const DISTRICT: &str = "410102";
 
-fn results_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-        .join("bench-data/case")
-}
+#[path = "support/rng.rs"]
+mod rng;
 
-/// splitmix64: deterministic ids and hashes, the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// `digits` random lowercase hex digits.
-    fn hex(&mut self, digits: usize) -> String {
-        let mut out = String::with_capacity(digits + 16);
-        while out.len() < digits {
-            write!(out, "{:016x}", self.next_u64()).expect("write to a String");
-        }
-        out.truncate(digits);
-        out
-    }
-
-    /// A UUID v7 string for an entry made at `at`, as the apps make them.
-    fn uuid_v7(&mut self, at: DateTime<Utc>) -> String {
-        let ms = at.timestamp_millis() as u64 & 0xFFFF_FFFF_FFFF;
-        let r = self.next_u64();
-        format!(
-            "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
-            ms >> 16,
-            ms & 0xFFFF,
-            r & 0xFFF,
-            0x8000 | ((r >> 12) & 0x3FFF),
-            (r >> 26) & 0xFFFF_FFFF_FFFF
-        )
-    }
-}
+use rng::{Rng, results_dir};
 
 /// Monday 2026-11-23 09:00 Beijing time plus `minutes`.
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -498,8 +458,12 @@ fn benches(c: &mut Criterion) {
     ]
     .join("\n");
     eprintln!("case document:\n{report}");
-    std::fs::create_dir_all(results_dir()).expect("results dir");
-    std::fs::write(results_dir().join("results.txt"), format!("{report}\n")).expect("results");
+    std::fs::create_dir_all(results_dir("case")).expect("results dir");
+    std::fs::write(
+        results_dir("case").join("results.txt"),
+        format!("{report}\n"),
+    )
+    .expect("results");
 
     let mut group = c.benchmark_group("fold");
     group.bench_function("50_entries", |b| {
