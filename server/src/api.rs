@@ -678,6 +678,18 @@ fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {
                 "internal error",
             )
         }
+        SyncError::Storage(inner)
+            if matches!(
+                inner.downcast_ref::<StoreError>(),
+                Some(StoreError::Conflict { .. })
+            ) =>
+        {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "sync_round_conflict",
+                "another sync round of this device ran at the same time: sync again",
+            )
+        }
         SyncError::Storage(_) => {
             tracing::error!(%message, "sync storage failed");
             ApiError::new(

@@ -261,3 +261,71 @@ async fn sync_rounds_on_every_backend() {
         );
     }
 }
+
+/// Two rounds of one device that ran at once (on two nodes) computed the same reply
+/// serial: the first commit claims it, the second is refused and stores nothing.
+#[tokio::test]
+async fn a_reply_serial_is_claimed_once() {
+    use wangge_server::store::StoreError;
+    use wangge_sync_core::sync::server::{PeerWrite, Pending, ServerCommit};
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        let round = |doc: &str| ServerCommit {
+            device: "00000000000000000000000000000001".into(),
+            acknowledged: 0,
+            documents: Vec::new(),
+            peers: vec![PeerWrite {
+                id: doc.into(),
+                confirmed: None,
+                pending: Some(Pending {
+                    serial: 1,
+                    heads: None,
+                }),
+            }],
+            issued: 1,
+        };
+        // The peers refer to documents; store two first.
+        let officer = actor(
+            1,
+            Role::EnforcementOfficer,
+            Some("enforcement"),
+            "410102001001",
+        );
+        let engine = Arc::new(SyncEngine::new(Limits::default()));
+        let mut phone = Phone::new(officer);
+        for id in ["a", "b"] {
+            let case =
+                CaseDocument::create(&new_case(id), &phone.actor, id, at(0)).expect("report");
+            phone.save(id, &case);
+        }
+        phone.sync(&engine, &store).await;
+        let device = "00000000000000000000000000000001";
+        let issued = store.sync_issued_serial(device).await.expect("read");
+        let mut first = round("a");
+        first.issued = issued + 1;
+        let mut second = round("b");
+        second.issued = issued + 1;
+        store
+            .sync_commit(&first, 0)
+            .await
+            .expect("the first claims the serial");
+        let refused = store.sync_commit(&second, 0).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{backend:?}: {refused:?}"
+        );
+        assert_eq!(
+            store.sync_issued_serial(device).await.expect("read"),
+            issued + 1
+        );
+        let b = store
+            .sync_peer(device, "b")
+            .await
+            .expect("read")
+            .expect("row");
+        assert!(
+            b.pending.is_none(),
+            "{backend:?}: the refused round left nothing"
+        );
+    }
+}

@@ -263,6 +263,26 @@ macro_rules! impl_sync_store {
                     let device = commit.device.as_str();
                     let acknowledged = s::to_i64(commit.acknowledged);
                     let mut tx = self.pool.begin().await?;
+                    // Claim the reply serial first: of two rounds of one device that ran
+                    // at once (on two nodes), only the first to commit keeps its serial;
+                    // the other finds it taken and is refused, so the pending entries of
+                    // one serial always come from one reply.
+                    let claimed = sqlx::query(
+                        "INSERT INTO sync_devices (device, issued_serial) VALUES ($1, $2)
+                         ON CONFLICT (device) DO UPDATE SET issued_serial = excluded.issued_serial
+                         WHERE sync_devices.issued_serial = $3",
+                    )
+                    .bind(device)
+                    .bind(s::to_i64(commit.issued))
+                    .bind(s::to_i64(commit.issued.saturating_sub(1)))
+                    .execute(&mut *tx)
+                    .await?;
+                    if claimed.rows_affected() == 0 {
+                        return Err($crate::store::StoreError::Conflict {
+                            what: "sync round of device",
+                            id: device.to_owned(),
+                        });
+                    }
                     // Settle: what the acknowledged reply sent is now the device's;
                     // anything else pending was never received.
                     sqlx::query(
@@ -378,14 +398,6 @@ macro_rules! impl_sync_store {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    sqlx::query(
-                        "INSERT INTO sync_devices (device, issued_serial) VALUES ($1, $2)
-                         ON CONFLICT (device) DO UPDATE SET issued_serial = excluded.issued_serial",
-                    )
-                    .bind(device)
-                    .bind(s::to_i64(commit.issued))
-                    .execute(&mut *tx)
-                    .await?;
                     tx.commit().await?;
                     Ok(())
                 })

@@ -139,6 +139,12 @@ impl ServerStorage for MemoryServer {
         if std::mem::take(&mut self.fail_next_commit) {
             return Err(InjectedFailure);
         }
+        // The reply serial is claimed: a round that ran beside another of the same
+        // device (and lost) is refused, as the SQL stores do.
+        let issued = self.issued.get(&commit.device).copied().unwrap_or(0);
+        if issued != commit.issued.saturating_sub(1) {
+            return Err(InjectedFailure);
+        }
         // Settle the device's pending entries.
         let keys: Vec<(String, String)> = self
             .peers

@@ -210,6 +210,10 @@ pub enum RefusalCode {
     #[n(7)]
     #[error("the heads do not match the changes")]
     UnknownHeads,
+    /// A change was made by another device than the one sending it.
+    #[n(8)]
+    #[error("a change is by another device's actor")]
+    ForeignActor,
 }
 
 /// Why bytes are not a message.

@@ -145,7 +145,10 @@ pub trait ServerStorage {
     fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, Self::Error>;
     /// Every document the device has a record of, with its catalogue entry.
     fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, Self::Error>;
-    /// Stores a round, atomically and durably, before it returns.
+    /// Stores a round, atomically and durably, before it returns. It must refuse
+    /// (and store nothing) unless the device's last issued serial is still
+    /// `commit.issued - 1`: two rounds of one device that ran at once must not both
+    /// leave pending entries under the same serial.
     fn commit(&mut self, commit: ServerCommit) -> Result<(), Self::Error>;
 }
 
@@ -546,11 +549,12 @@ impl<S: Scope> ServerSession<'_, S> {
         let mut meta = stored.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
         if !new.is_empty() {
             if let Err(refused) = self.rules.check(update.kind, &base, &new, self.writer) {
-                let missing = refused
-                    .violations
-                    .iter()
-                    .any(|v| v.kind == crate::document::ViolationKind::MissingDependencies);
-                let code = if missing {
+                use crate::document::ViolationKind;
+                let any =
+                    |f: fn(&ViolationKind) -> bool| refused.violations.iter().any(|v| f(&v.kind));
+                let code = if any(|k| matches!(k, ViolationKind::ForeignActor { .. })) {
+                    RefusalCode::ForeignActor
+                } else if any(|k| *k == ViolationKind::MissingDependencies) {
                     RefusalCode::MissingDependencies
                 } else {
                     RefusalCode::WriteRules

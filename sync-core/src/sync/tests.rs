@@ -305,7 +305,7 @@ fn bad_requests_get_typed_errors_and_store_nothing() {
         "410102001001",
     );
     let reply = serve(&mut server, &foreign, &good).expect("reply");
-    assert_refused(&reply, RefusalCode::WriteRules);
+    assert_refused(&reply, RefusalCode::ForeignActor);
 
     let mut bad_id = request.clone();
     bad_id.docs[0].id = "has space".into();
