@@ -314,6 +314,11 @@ impl<S: Scope> ServerSession<'_, S> {
                 continue;
             }
             let Some(stored) = storage.document(id).map_err(storage_err)? else {
+                // Not here (never sent, or discarded on the device before it was):
+                // the device stops asking.
+                if reply.fits_evict(id) {
+                    reply.evict(id.clone());
+                }
                 continue;
             };
             if !self.scope.may_receive(stored.kind, &stored.meta) {

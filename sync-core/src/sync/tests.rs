@@ -620,3 +620,17 @@ fn mutated_messages_never_panic() {
         }
     }
 }
+
+#[test]
+fn asking_for_a_document_the_server_never_had_stops() {
+    let cast = cast();
+    let mut server = MemoryServer::new();
+    let mut officer = Phone::new(cast.officer.clone(), 1);
+    // Reported, then discarded before it was ever sent.
+    officer.report(&new_case());
+    DeviceSession::discard(&mut officer.store, "case-1").expect("discard");
+    sync(&mut server, &mut officer);
+    use super::device::DeviceStorage;
+    assert!(officer.store.resync_wanted().expect("memory").is_empty());
+    assert!(officer.store.documents().is_empty());
+}
