@@ -36,6 +36,8 @@ pub struct AppState {
     pub ownership: Arc<Ownership>,
     /// The sync protocol's engine.
     pub sync: Arc<crate::sync::SyncEngine>,
+    /// The online devices' push sockets.
+    pub push: Arc<crate::push::PushHub>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
                 state.sync.limits.max_request.saturating_add(1),
             )),
         )
+        .route("/v1/push", get(push))
         .fallback(not_found)
         .with_state(state)
 }
@@ -619,6 +622,7 @@ async fn sync(
                 "the account is disabled",
             )
         })?;
+    let writer_device = claims.act.clone();
     let writer = wangge_sync_core::role::Actor {
         user: user.id,
         role: user.role,
@@ -635,6 +639,7 @@ async fn sync(
         .await;
     match result {
         Ok((reply, stats)) => {
+            state.push.written(&writer_device, &stats.written);
             tracing::info!(
                 stored_docs = stats.stored_docs,
                 stored_changes = stats.stored_changes,
@@ -699,4 +704,82 @@ fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {
             )
         }
     }
+}
+
+/// `GET /v1/push`: the device's push WebSocket (see [`crate::push`]).
+async fn push(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let user = state
+        .store
+        .user(&claims.sub)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "the account is disabled",
+            )
+        })?;
+    let scope = wangge_sync_core::sync::UserScope {
+        user: user.id,
+        role: user.role,
+        grids: user.scope,
+    };
+    Ok(upgrade.on_upgrade(move |socket| push_socket(state, claims, scope, socket)))
+}
+
+async fn push_socket(
+    state: AppState,
+    claims: Claims,
+    scope: wangge_sync_core::sync::UserScope,
+    mut socket: axum::extract::ws::WebSocket,
+) {
+    use crate::push::Notice;
+    use axum::extract::ws::{CloseFrame, Message};
+    let send =
+        |notice: &Notice| Message::Text(serde_json::to_string(notice).unwrap_or_default().into());
+    let (id, mut notices) = state.push.register(&claims.act, scope);
+    let hello = Notice::Hello {
+        device: claims.dev.clone(),
+    };
+    let mut check = tokio::time::interval(state.push.check_every);
+    if socket.send(send(&hello)).await.is_ok() {
+        loop {
+            tokio::select! {
+                notice = notices.recv() => {
+                    let Some(notice) = notice else { break };
+                    if socket.send(send(&notice)).await.is_err() {
+                        break;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    // Pings are answered by the WebSocket layer; the phone sends nothing else.
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                _ = check.tick() => {
+                    let revoked = match state.store.device(&claims.dev).await {
+                        Ok(device) => device.is_none_or(|d| d.revoked_at.is_some()),
+                        // The database is away: keep the socket, check again later.
+                        Err(_) => false,
+                    };
+                    if revoked {
+                        let _ = socket.send(send(&Notice::Revoked)).await;
+                        let _ = socket
+                            .send(Message::Close(Some(CloseFrame {
+                                code: 4001,
+                                reason: "device revoked".into(),
+                            })))
+                            .await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    state.push.unregister(id);
 }

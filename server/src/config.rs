@@ -21,6 +21,9 @@ pub struct Settings {
     pub lifetimes: TokenLifetimes,
     /// An ownership rules file (TOML); the built-in rules when `None`.
     pub ownership: Option<std::path::PathBuf>,
+    /// How often a push socket checks that its device is not revoked
+    /// (`WANGGE_PUSH_CHECK_SECONDS`, default 30: a revoked device is cut within a minute).
+    pub push_check_every: std::time::Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("lifetimes", &self.lifetimes)
             .field("ownership", &self.ownership)
+            .field("push_check_every", &self.push_check_every)
             .finish()
     }
 }
@@ -66,4 +70,19 @@ pub fn lifetimes_from_env() -> Result<TokenLifetimes, String> {
         }
     }
     Ok(lifetimes)
+}
+
+/// `WANGGE_PUSH_CHECK_SECONDS` (default 30).
+pub fn push_check_from_env() -> Result<std::time::Duration, String> {
+    match std::env::var("WANGGE_PUSH_CHECK_SECONDS") {
+        Err(_) => Ok(std::time::Duration::from_secs(30)),
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                format!("WANGGE_PUSH_CHECK_SECONDS={text:?} is not a number of seconds in 1..=3600")
+            }),
+    }
 }

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod config;
 pub mod grids;
 pub mod photos;
+pub mod push;
 pub mod store;
 pub mod sync;

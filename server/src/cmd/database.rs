@@ -135,6 +135,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
         ownership: args.ownership,
+        push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
     };
     init_logging();
     runtime()?.block_on(serve_with(settings))
@@ -179,6 +180,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         grids: grids.map(Arc::new),
         ownership: Arc::new(ownership),
         sync: Arc::new(wangge_server::sync::SyncEngine::new(Default::default())),
+        push: Arc::new(wangge_server::push::PushHub::new(settings.push_check_every)),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -580,6 +582,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
         ownership: args.ownership,
+        push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
     };
     runtime.block_on(serve_with(settings))
 }

@@ -199,6 +199,21 @@ pub struct RoundStats {
     pub refused: usize,
     /// Reply size.
     pub reply_bytes: usize,
+    /// The documents this round wrote, for push notices.
+    pub written: Vec<Written>,
+}
+
+/// A document a round wrote: who may receive it now, and who could before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The document.
+    pub id: String,
+    /// Its type.
+    pub kind: DocKind,
+    /// Its meta now.
+    pub meta: DocMeta,
+    /// Its meta before the round (`None` for a new document).
+    pub previous: Option<DocMeta>,
 }
 
 /// A device's sync session on the server: who the device is, what it may receive,
@@ -222,6 +237,7 @@ struct Accepted {
     doc: Automerge,
     new_changes: Vec<Vec<u8>>,
     meta: DocMeta,
+    previous: Option<DocMeta>,
     device_heads: Vec<ChangeHash>,
 }
 
@@ -298,6 +314,12 @@ impl<S: Scope> ServerSession<'_, S> {
             if !accepted.new_changes.is_empty() {
                 stats.stored_docs += 1;
                 stats.stored_changes += accepted.new_changes.len();
+                stats.written.push(Written {
+                    id: accepted.id.clone(),
+                    kind: accepted.kind,
+                    meta: accepted.meta.clone(),
+                    previous: accepted.previous.clone(),
+                });
                 documents.push(DocWrite {
                     id: accepted.id,
                     kind: accepted.kind,
@@ -604,6 +626,7 @@ impl<S: Scope> ServerSession<'_, S> {
             doc,
             new_changes: new.iter().map(|c| c.raw_bytes().to_vec()).collect(),
             meta,
+            previous: stored.map(|s| s.meta),
             device_heads,
         }))
     }
