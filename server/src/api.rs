@@ -610,18 +610,7 @@ async fn sync(
     }
     // The posting as it is now, not as it was when the token was issued: a worker
     // moved to other grids receives the new ones (and loses the old) at once.
-    let user = state
-        .store
-        .user(&claims.sub)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_disabled",
-                "the account is disabled",
-            )
-        })?;
+    let user = current_user(&state, &claims).await?;
     let writer_device = claims.act.clone();
     let writer = wangge_sync_core::role::Actor {
         user: user.id,
@@ -706,13 +695,10 @@ fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {
     }
 }
 
-/// `GET /v1/push`: the device's push WebSocket (see [`crate::push`]).
-async fn push(
-    State(state): State<AppState>,
-    Caller(claims): Caller,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let user = state
+/// The caller's account as it is now (not as the token says): its posting may have
+/// changed since the token was issued; a disabled account gets 403.
+async fn current_user(state: &AppState, claims: &Claims) -> Result<crate::store::User, ApiError> {
+    state
         .store
         .user(&claims.sub)
         .await?
@@ -723,7 +709,16 @@ async fn push(
                 "account_disabled",
                 "the account is disabled",
             )
-        })?;
+        })
+}
+
+/// `GET /v1/push`: the device's push WebSocket (see [`crate::push`]).
+async fn push(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let user = current_user(&state, &claims).await?;
     let scope = wangge_sync_core::sync::UserScope {
         user: user.id,
         role: user.role,

@@ -36,6 +36,36 @@ fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str) {
     wangge_ok(&args, &format!("{PASSWORD}\n"));
 }
 
+/// A database with an officer and a sanitation worker of one community, and a
+/// sanitation worker of the next.
+fn database() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("wangge.db").display());
+    let community = "410102001001";
+    add_user(
+        &url,
+        "officer",
+        "enforcement_officer",
+        Some("enforcement"),
+        community,
+    );
+    add_user(
+        &url,
+        "cleaner",
+        "sanitation_worker",
+        Some("sanitation"),
+        community,
+    );
+    add_user(
+        &url,
+        "other",
+        "sanitation_worker",
+        Some("sanitation"),
+        "410102001002",
+    );
+    (dir, url)
+}
+
 struct Phone {
     token: String,
     device_id: String,
@@ -202,29 +232,7 @@ fn report(officer: &mut Phone) -> NewCase {
 
 #[test]
 fn a_report_syncs_to_the_grid_over_http_and_bad_requests_get_statuses() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("wangge.db").display());
-    add_user(
-        &url,
-        "officer",
-        "enforcement_officer",
-        Some("enforcement"),
-        "410102001001",
-    );
-    add_user(
-        &url,
-        "cleaner",
-        "sanitation_worker",
-        Some("sanitation"),
-        "410102001001",
-    );
-    add_user(
-        &url,
-        "other",
-        "sanitation_worker",
-        Some("sanitation"),
-        "410102001002",
-    );
+    let (_dir, url) = database();
     let server = Server::start(&url, &[]);
 
     let mut officer = Phone::login(&server, "officer");
@@ -282,30 +290,8 @@ fn a_report_syncs_to_the_grid_over_http_and_bad_requests_get_statuses() {
 
 #[test]
 fn push_tells_the_grid_to_sync_and_the_assignee_of_a_dispatch_and_cuts_a_revoked_device() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("wangge.db").display());
+    let (_dir, url) = database();
     let street = "410102001";
-    add_user(
-        &url,
-        "officer",
-        "enforcement_officer",
-        Some("enforcement"),
-        "410102001001",
-    );
-    add_user(
-        &url,
-        "cleaner",
-        "sanitation_worker",
-        Some("sanitation"),
-        "410102001001",
-    );
-    add_user(
-        &url,
-        "other",
-        "sanitation_worker",
-        Some("sanitation"),
-        "410102001002",
-    );
     add_user(&url, "acceptor", "acceptor", None, street);
     add_user(&url, "lead", "shift_lead", None, street);
     add_user(&url, "dispatcher", "dispatcher", None, street);
