@@ -34,7 +34,10 @@
 //! ([`server::PeerDoc::effective`]). A reply lost at any byte, a device or server that
 //! crashes, a request delivered twice or late: the server's view of a device never
 //! claims more than the device durably has, so at worst something is sent again, and
-//! Automerge ignores a change it already has. A device that receives changes it cannot
+//! Automerge ignores a change it already has. (It may claim less: a late duplicate
+//! request drops what an answered reply sent. So evictions go by the record, not the
+//! heads: a document the server ever sent or received stays evictable until the
+//! device acknowledges its eviction. A seed of the long simulation found this.) A device that receives changes it cannot
 //! apply (their base is missing) asks for the whole document (`resync`).
 
 pub mod device;

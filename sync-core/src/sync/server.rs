@@ -365,10 +365,9 @@ impl<S: Scope> ServerSession<'_, S> {
         let mut cursor_scope = fingerprint;
         if cursor.scope != fingerprint {
             scan_from = 0;
-            for (peer, entry) in storage.peers(&self.writer.device).map_err(storage_err)? {
-                if peer.effective(cursor.serial).is_none()
-                    || peers.contains_key(&entry.id)
-                    || self.scope.may_receive(entry.kind, &entry.meta)
+            // Every record, as in `offer`: what the device may hold.
+            for (_, entry) in storage.peers(&self.writer.device).map_err(storage_err)? {
+                if peers.contains_key(&entry.id) || self.scope.may_receive(entry.kind, &entry.meta)
                 {
                     continue;
                 }
@@ -468,7 +467,11 @@ impl<S: Scope> ServerSession<'_, S> {
             .and_then(|p| p.effective(acknowledged))
             .map(sorted_heads);
         if !self.scope.may_receive(entry.kind, &entry.meta) {
-            if held.is_some() {
+            // Evict whatever the device may hold: a record at all, not only confirmed
+            // heads. Heads may be under-counted (a late duplicate request drops what
+            // an answered reply sent), and that is safe for sending (a resend) but
+            // would leave an out-of-scope document on the device for good.
+            if peer.is_some() {
                 if !reply.fits_evict(&entry.id) {
                     return Ok(false);
                 }
