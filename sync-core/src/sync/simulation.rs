@@ -267,11 +267,16 @@ impl World {
             }
             Err(e) => panic!("{}: {e}", p.actor.user),
         };
+        self.committed(phone, &report);
+    }
+
+    /// Counts a committed round and remembers what the phone now has acknowledged.
+    fn committed(&mut self, phone: usize, report: &super::device::RoundReport) {
         self.stats.refused += report.refused.len() as u64;
         self.stats.evicted += report.evicted as u64;
         self.stats.resync += report.resync as u64;
         self.stats.acknowledged += report.acknowledged as u64;
-        for (id, doc) in p.store.documents() {
+        for (id, doc) in self.phones[phone].store.documents() {
             self.acknowledged
                 .entry(id.clone())
                 .or_default()
@@ -598,16 +603,7 @@ impl World {
                     let report = p.session.receive(&mut p.store, &reply).expect("receive");
                     moved |=
                         report.received > 0 || report.evicted > 0 || !report.refused.is_empty();
-                    self.stats.refused += report.refused.len() as u64;
-                    self.stats.evicted += report.evicted as u64;
-                    self.stats.resync += report.resync as u64;
-                    self.stats.acknowledged += report.acknowledged as u64;
-                    for (id, doc) in p.store.documents() {
-                        self.acknowledged
-                            .entry(id.clone())
-                            .or_default()
-                            .extend(doc.server_heads.iter().copied());
-                    }
+                    self.committed(phone, &report);
                     if !report.more {
                         break;
                     }
