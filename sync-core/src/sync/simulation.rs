@@ -80,6 +80,16 @@ fn cast() -> Vec<crate::role::Actor> {
     ]
 }
 
+/// The unit grid a field worker of the cast reports and checks in at: one in their
+/// own community.
+fn home_grid(who: &crate::role::Actor) -> &'static str {
+    if who.scope.to_string() == COMMUNITY_A {
+        GRID_A
+    } else {
+        GRID_B
+    }
+}
+
 /// Whether `user` may receive `doc`, decided from the document itself, written
 /// apart from [`UserScope`] so that the simulation checks it rather than repeats it.
 fn oracle(who: &crate::role::Actor, kind: DocKind, doc: &Automerge) -> bool {
@@ -511,11 +521,7 @@ impl World {
     fn report(&mut self, phone: usize) {
         self.next_case += 1;
         let who = self.phones[phone].actor.clone();
-        let grid = if who.scope.to_string() == COMMUNITY_A {
-            GRID_A
-        } else {
-            GRID_B
-        };
+        let grid = home_grid(&who);
         let new = NewCase {
             id: format!("c{}", self.next_case),
             category: "E0102".parse().expect("category"),
@@ -558,11 +564,7 @@ impl World {
             ),
             None => crate::patrol::PatrolLog::create(&who, date).expect("create log"),
         };
-        let grid = if who.scope.to_string() == COMMUNITY_A {
-            GRID_A
-        } else {
-            GRID_B
-        };
+        let grid = home_grid(&who);
         let check_in = CheckIn {
             id: format!("k{}", self.clock),
             at: at(self.clock),
