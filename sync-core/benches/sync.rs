@@ -632,6 +632,7 @@ fn session<'a>(
     context: WorkflowContext<'a>,
 ) -> ServerSession<'a, UserScope> {
     ServerSession {
+        automate: &wangge_sync_core::sync::server::NoAutomation,
         writer: actor,
         scope,
         rules: Rules { context },

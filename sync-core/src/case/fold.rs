@@ -140,14 +140,21 @@ pub fn allowed(role: Role, action: ActionName) -> bool {
                     R::GridLeader | R::HotlineOperator | R::Acceptor | R::ShiftLead | R::Server
                 )
         }
+        // The server accepts and registers only on its way to an automatic dispatch
+        // (an ownership rule with `dispatch = "auto"`: urgent categories).
         A::Accept => {
             supervises
                 || matches!(
                     role,
-                    R::Acceptor | R::InformationSupervisor | R::GridLeader | R::ShiftLead
+                    R::Acceptor
+                        | R::InformationSupervisor
+                        | R::GridLeader
+                        | R::ShiftLead
+                        | R::Server
                 )
         }
-        A::Register | A::Close | A::Reopen => supervises || role == R::ShiftLead,
+        A::Register => supervises || matches!(role, R::ShiftLead | R::Server),
+        A::Close | A::Reopen => supervises || role == R::ShiftLead,
         A::Dispatch => supervises || matches!(role, R::Dispatcher | R::ShiftLead | R::Server),
         A::Handle | A::Return | A::RequestExtension | A::RequestDefer => handles,
         A::DecideExtension | A::DecideDefer => {

@@ -23,6 +23,7 @@
 //! Reading is tolerant: a missing key, a wrong type or an unknown key never makes a
 //! document unreadable; [`CaseRecord::problems`] lists what was wrong.
 
+pub mod automation;
 pub mod entry;
 pub mod fold;
 pub mod rules;

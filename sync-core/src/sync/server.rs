@@ -189,8 +189,10 @@ pub enum SyncError {
 pub struct RoundStats {
     /// Documents received with new changes.
     pub stored_docs: usize,
-    /// New changes stored.
+    /// New changes stored (the server's own included).
     pub stored_changes: usize,
+    /// Changes the server added by itself ([`Automate`]).
+    pub automatic_changes: usize,
     /// Documents sent (acknowledgements included).
     pub sent_docs: usize,
     /// Documents evicted.
@@ -228,6 +230,27 @@ pub struct ServerSession<'a, S> {
     pub rules: Rules<'a>,
     /// Size limits.
     pub limits: Limits,
+    /// The server's own reaction to what the device wrote.
+    pub automate: &'a dyn Automate,
+}
+
+/// What the server adds by itself to a document the device has just changed (the
+/// routing and automatic dispatch of a case, [`crate::case::automation`]), before the
+/// round is stored: the additions are stored in the same commit and reach the writer
+/// in the same reply, and everyone else through the catalogue.
+pub trait Automate: std::fmt::Debug {
+    /// Changes `doc` (the document with the device's changes applied) as the server,
+    /// with a fresh actor. A failure must leave `doc` as it was, and not fail the
+    /// round: the device's work is stored either way.
+    fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge);
+}
+
+/// A server that adds nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAutomation;
+
+impl Automate for NoAutomation {
+    fn after_write(&self, _id: &str, _kind: DocKind, _doc: &mut Automerge) {}
 }
 
 /// A document of the request, checked and ready to store.
@@ -282,6 +305,21 @@ impl<S: Scope> ServerSession<'_, S> {
         let mut reply = ReplyBuilder::new(self.limits.reply_budget);
         let mut documents = Vec::new();
         let mut peers: BTreeMap<String, PeerWrite> = BTreeMap::new();
+
+        let mut accepted = accepted;
+        for written in accepted.iter_mut().filter(|a| !a.new_changes.is_empty()) {
+            let before = written.doc.get_heads();
+            self.automate
+                .after_write(&written.id, written.kind, &mut written.doc);
+            let added = written.doc.get_changes(&before);
+            if !added.is_empty() {
+                stats.automatic_changes += added.len();
+                written
+                    .new_changes
+                    .extend(added.iter().map(|c| c.raw_bytes().to_vec()));
+                written.meta = DocMeta::of(written.kind, &written.doc, &self.rules.context).1;
+            }
+        }
 
         // Acknowledgements, with what the device lacks when it fits.
         for accepted in accepted {

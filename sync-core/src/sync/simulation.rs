@@ -222,6 +222,7 @@ impl World {
         let who = self.phones[phone].actor.clone();
         let scope = UserScope::of(&who);
         let session = ServerSession {
+            automate: &crate::sync::server::NoAutomation,
             writer: &who,
             scope: &scope,
             rules: Rules { context: context() },

@@ -56,6 +56,7 @@ pub(crate) fn serve(
 ) -> Result<Vec<u8>, SyncError> {
     let scope = UserScope::of(actor);
     let session = ServerSession {
+        automate: &crate::sync::server::NoAutomation,
         writer: actor,
         scope: &scope,
         rules: Rules { context: context() },
@@ -435,6 +436,7 @@ fn a_large_backlog_takes_several_bounded_rounds() {
     sanitation.session = DeviceSession::new(limits, 8);
     let scope = UserScope::of(&sanitation.actor);
     let session = ServerSession {
+        automate: &crate::sync::server::NoAutomation,
         writer: &sanitation.actor,
         scope: &scope,
         rules: Rules { context: context() },

@@ -1,0 +1,297 @@
+//! What the server does by itself to a case that has just changed (自动处理): where
+//! is it, whose is it, and — where an ownership rule says so — the dispatch (派遣).
+//!
+//! The server is the authority on the grid: a phone locates a report with the grids it
+//! has cached, the server with the grids it has now, and corrects the case when they
+//! differ. Routing applies the ownership rules ([`crate::ownership`]); a rule with
+//! `dispatch = "auto"` (urgent categories: missing manhole covers, emergencies) makes
+//! the server accept, register and dispatch the case at once, to the team's worker
+//! posted closest to the grid; every other case waits in the queue for the acceptor
+//! and the dispatcher. Everything the server does is an ordinary timeline entry by
+//! [`Role::Server`], so every phone shows it in the timeline and folds the same state.
+//!
+//! Pure: the caller passes the grids, the rules, the postings, the server's identity
+//! and the time. Only a reported case is acted on; once people have taken it in hand
+//! the server leaves it to them.
+
+use chrono::{DateTime, Utc};
+
+use super::{Action, CaseDocument, CaseError, Status, WorkflowContext};
+use crate::catalog::TeamId;
+use crate::geo::{Crs, LonLat};
+use crate::grid::{GridCode, GridIndex};
+use crate::ownership::{
+    Decision, DispatchMode, Ownership, Posting, RouteError, Routing, responsible,
+};
+use crate::role::{Actor, Role};
+
+/// What the server needs to act on cases.
+#[derive(Debug, Clone, Copy)]
+pub struct Automation<'a> {
+    /// Catalogue and calendar.
+    pub context: WorkflowContext<'a>,
+    /// The ownership rules.
+    pub ownership: &'a Ownership,
+    /// The server's grids.
+    pub grids: &'a GridIndex,
+    /// Everyone's postings: who handles what where.
+    pub postings: &'a [Posting],
+}
+
+/// What the server did to a case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Automatic {
+    /// The grid the server located the case in, when it differed from the document's
+    /// (`Some(None)`: the position is outside every grid).
+    pub relocated: Option<Option<GridCode>>,
+    /// The routing, when the case could be routed.
+    pub routing: Option<Routing>,
+    /// The dispatch written: the team and, when someone is posted there, the person.
+    pub dispatched: Option<(TeamId, Option<String>)>,
+}
+
+impl Automatic {
+    /// Whether the server wrote anything.
+    pub fn wrote(&self) -> bool {
+        self.relocated.is_some() || self.dispatched.is_some()
+    }
+}
+
+impl Automation<'_> {
+    /// Acts on a case as `server` (an actor of [`Role::Server`] whose `device` is an
+    /// Automerge actor id used for this write only, so two servers acting at once never
+    /// write two changes with one actor and sequence number). Entry ids are derived
+    /// from that actor id.
+    pub fn act(
+        &self,
+        doc: &mut CaseDocument,
+        server: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Automatic, CaseError> {
+        debug_assert_eq!(server.role, Role::Server);
+        let mut done = Automatic::default();
+        let view = doc.fold(&self.context);
+        if view.status != Some(Status::Reported) {
+            return Ok(done);
+        }
+        let record = &view.record;
+        let Some(location) = record.location else {
+            return Ok(done);
+        };
+        let Ok(point) = LonLat::new(location.lon, location.lat) else {
+            return Ok(done);
+        };
+        let gcj02 = point.to_gcj02(Crs::Wgs84);
+        let located = self.grids.locate_gcj02(gcj02);
+        if located != record.grid {
+            doc.set_location(server, location, located)?;
+            done.relocated = Some(located);
+        }
+        let Some(category) = record.category else {
+            return Ok(done);
+        };
+        let routing =
+            match self
+                .ownership
+                .route(self.context.catalog, category, located, Some(gcj02))
+            {
+                Ok(routing) => routing,
+                Err(RouteError::UnknownCategory(_)) => return Ok(done),
+            };
+        let (DispatchMode::Auto, Some(grid)) = (routing.dispatch, located) else {
+            done.routing = Some(routing);
+            return Ok(done);
+        };
+        let assignee = responsible(self.postings, &routing.team, grid)
+            .handlers
+            .into_iter()
+            .next();
+        let note = match &routing.decided_by {
+            Decision::Override(name) => format!("自动派遣 automatic dispatch (override {name})"),
+            Decision::Rule(index) => format!("自动派遣 automatic dispatch (rule {})", index + 1),
+            Decision::CatalogDefault => "自动派遣 automatic dispatch".to_owned(),
+        };
+        let steps = [
+            (Action::Accept, None),
+            (Action::Register, None),
+            (
+                Action::Dispatch {
+                    team: routing.team.clone(),
+                    assignee: assignee.clone(),
+                },
+                Some(note),
+            ),
+        ];
+        for (n, (action, note)) in steps.into_iter().enumerate() {
+            let id = format!("server-{}-{n}", server.device);
+            doc.act(&self.context, server, &id, action, now, note)?;
+        }
+        done.dispatched = Some((routing.team.clone(), assignee));
+        done.routing = Some(routing);
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use ::geo::{MultiPolygon, Rect, coord};
+
+    use super::*;
+    use crate::case::tests::{GRID, at, cast, context, new_case};
+    use crate::catalog::CategoryCode;
+    use crate::geo::wgs84_to_gcj02;
+    use crate::grid::{GridSet, Hierarchy, UnitGrid};
+
+    /// Two unit grids side by side: `GRID` around the test case's position, and its
+    /// eastern neighbour.
+    fn grids() -> GridIndex {
+        let case = new_case().location;
+        let centre = wgs84_to_gcj02(LonLat::new(case.lon, case.lat).unwrap());
+        let square = |x: f64| {
+            MultiPolygon(vec![
+                Rect::new(
+                    coord! { x: x - 0.0005, y: centre.lat - 0.0005 },
+                    coord! { x: x + 0.0005, y: centre.lat + 0.0005 },
+                )
+                .to_polygon(),
+            ])
+        };
+        let mut h = Hierarchy::default();
+        let grids = [(GRID, centre.lon), ("410102001001002", centre.lon + 0.001)]
+            .into_iter()
+            .map(|(code, x)| {
+                let code: GridCode = code.parse().unwrap();
+                let level3 = code.community().level3(1).unwrap();
+                h.districts.insert(code.district(), "区".into());
+                h.streets.insert(code.street(), "街道".into());
+                h.communities.insert(code.community(), "社区".into());
+                h.level3.insert(level3, "网格".into());
+                UnitGrid {
+                    code,
+                    level3,
+                    geometry: square(x),
+                }
+            })
+            .collect();
+        GridIndex::build(GridSet::new(h, grids).unwrap()).unwrap()
+    }
+
+    fn postings() -> Vec<Posting> {
+        let cast = cast();
+        [cast.officer, cast.sanitation]
+            .into_iter()
+            .map(|a| Posting {
+                user: a.user,
+                role: a.role,
+                team: a.team,
+                scope: a.scope,
+            })
+            .collect()
+    }
+
+    fn report(category: &str, grid: Option<&str>, lon_shift: f64) -> CaseDocument {
+        let mut case = new_case();
+        case.category = category.parse::<CategoryCode>().unwrap();
+        case.grid = grid.map(|g| g.parse().unwrap());
+        case.location.lon += lon_shift;
+        CaseDocument::create(&case, &cast().officer, "e0", at(0)).unwrap()
+    }
+
+    fn run(doc: &mut CaseDocument) -> Automatic {
+        let ownership = Ownership::builtin(context().catalog).unwrap();
+        let index = grids();
+        let postings = postings();
+        let automation = Automation {
+            context: context(),
+            ownership: &ownership,
+            grids: &index,
+            postings: &postings,
+        };
+        automation.act(doc, &cast().server, at(1)).unwrap()
+    }
+
+    #[test]
+    fn an_urgent_category_is_dispatched_to_the_worker_posted_there() {
+        // C0101 上水井盖 (a manhole cover): the built-in rules dispatch it at once.
+        let mut doc = report("C0101", Some(GRID), 0.0);
+        let done = run(&mut doc);
+        let view = doc.fold(&context());
+        assert_eq!(view.status, Some(Status::Dispatched), "{:?}", view.entries);
+        let assignment = view.assignment.unwrap();
+        assert_eq!(assignment.team.as_str(), "water"); // 上水: the water company
+        // Nobody of that team is posted here: the team, no person.
+        assert_eq!(assignment.assignee, None);
+        assert_eq!(done.dispatched, Some((assignment.team, None)));
+        assert_eq!(done.relocated, None);
+        // Acting again changes nothing: the case is no longer waiting.
+        let heads = doc.automerge().get_heads();
+        assert_eq!(run(&mut doc), Automatic::default());
+        assert_eq!(doc.automerge().get_heads(), heads);
+    }
+
+    #[test]
+    fn an_automatic_dispatch_names_the_posted_worker() {
+        // E0401 (an emergency) goes to its catalogue team automatically; make the
+        // sanitation worker's category: exposed garbage is queued, so use a rule.
+        let catalog = context().catalog;
+        let ownership = Ownership::from_toml_str(
+            "[[rule]]\ncategories = [\"E0102\"]\ndispatch = \"auto\"\n",
+            catalog,
+        )
+        .unwrap();
+        let index = grids();
+        let postings = postings();
+        let automation = Automation {
+            context: context(),
+            ownership: &ownership,
+            grids: &index,
+            postings: &postings,
+        };
+        let mut doc = report("E0102", Some(GRID), 0.0);
+        let done = automation.act(&mut doc, &cast().server, at(1)).unwrap();
+        let view = doc.fold(&context());
+        assert_eq!(view.status, Some(Status::Dispatched));
+        let assignment = view.assignment.unwrap();
+        assert_eq!(assignment.team.as_str(), "sanitation");
+        assert_eq!(assignment.assignee.as_deref(), Some("u2"));
+        assert!(done.wrote());
+        let server_entries: Vec<_> = view
+            .entries
+            .iter()
+            .filter_map(|e| e.entry.as_ref())
+            .filter(|e| e.actor.role == Role::Server)
+            .map(|e| e.action.name())
+            .collect();
+        assert_eq!(server_entries.len(), 3);
+    }
+
+    #[test]
+    fn a_queued_category_is_routed_but_left_to_the_dispatcher() {
+        let mut doc = report("E0102", Some(GRID), 0.0);
+        let heads = doc.automerge().get_heads();
+        let done = run(&mut doc);
+        assert_eq!(doc.automerge().get_heads(), heads, "nothing written");
+        let routing = done.routing.unwrap();
+        assert_eq!(routing.team.as_str(), "sanitation");
+        assert_eq!(routing.dispatch, DispatchMode::Queue);
+        assert_eq!(doc.fold(&context()).status, Some(Status::Reported));
+    }
+
+    #[test]
+    fn the_server_corrects_the_grid_a_phone_located() {
+        // The phone said GRID; the position is in the neighbour (~90 m east).
+        let mut doc = report("E0102", Some(GRID), 0.001);
+        let done = run(&mut doc);
+        let neighbour: GridCode = "410102001001002".parse().unwrap();
+        assert_eq!(done.relocated, Some(Some(neighbour)));
+        assert_eq!(doc.read().grid, Some(neighbour));
+        // Far outside every grid: the grid is cleared, the case stays in the queue.
+        let mut lost = report("C0101", Some(GRID), 1.0);
+        let done = run(&mut lost);
+        assert_eq!(done.relocated, Some(None));
+        assert_eq!(done.dispatched, None);
+        assert_eq!(lost.read().grid, None);
+        assert_eq!(lost.fold(&context()).status, Some(Status::Reported));
+    }
+}
