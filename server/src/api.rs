@@ -1,6 +1,8 @@
 //! The HTTP API. Every error is JSON `{"error": {"code", "message"}}` with the right
 //! status; handlers take typed extractors and never unwrap what a client sent.
 
+mod cases;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -60,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
         .route("/v1/routing", get(routing))
+        .route("/v1/cases", get(cases::list))
+        .route("/v1/cases/{id}", get(cases::show))
+        .route("/v1/cases/{id}/actions", post(cases::act))
         .route(
             "/v1/sync",
             // The protocol bounds requests itself (`Limits::max_request`, refused with

@@ -147,7 +147,7 @@ fn token_hash(token: &str) -> String {
 }
 
 /// A new Automerge actor id for a device: 16 random bytes, hex.
-fn new_actor_id() -> String {
+pub(crate) fn new_actor_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

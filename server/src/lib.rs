@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cases;
 pub mod config;
 pub mod grids;
 pub mod photos;

@@ -9,10 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use tokio::runtime::Handle;
-use wangge_sync_core::calendar::WorkCalendar;
-use wangge_sync_core::case::WorkflowContext;
-use wangge_sync_core::catalog::Catalog;
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::message::Limits;
 use wangge_sync_core::sync::server::{
@@ -21,23 +19,25 @@ use wangge_sync_core::sync::server::{
 };
 use wangge_sync_core::sync::{Rules, UserScope};
 
+use crate::cases::{CaseRules, Materializer, ServerActions};
 use crate::store::{Store, StoreError};
 
-/// What every sync round shares: the per-device locks, the calendar, the limits.
+/// What every sync round shares: the per-device locks, the case rules, the limits.
 #[derive(Debug)]
 pub struct SyncEngine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    calendar: WorkCalendar,
+    /// Catalogue, calendar, grids and ownership: the fold and the server's actions.
+    pub rules: Arc<CaseRules>,
     /// Size limits of a round.
     pub limits: Limits,
 }
 
 impl SyncEngine {
-    /// An engine with the standard calendar and the default limits.
-    pub fn new(limits: Limits) -> SyncEngine {
+    /// An engine over `rules` with `limits`.
+    pub fn new(limits: Limits, rules: Arc<CaseRules>) -> SyncEngine {
         SyncEngine {
             locks: Mutex::new(HashMap::new()),
-            calendar: WorkCalendar::standard(),
+            rules,
             limits,
         }
     }
@@ -67,18 +67,27 @@ impl SyncEngine {
         let joined = tokio::task::spawn_blocking(move || {
             let _one_round_per_device = guard;
             let scope = UserScope::of(&writer);
+            let actions = ServerActions {
+                rules: &engine.rules,
+                store: &store,
+                handle: &handle,
+                now: DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default(),
+            };
             let session = ServerSession {
                 writer: &writer,
                 scope: &scope,
                 rules: Rules {
-                    context: WorkflowContext {
-                        catalog: Catalog::builtin(),
-                        calendar: &engine.calendar,
-                    },
+                    context: engine.rules.context(),
                 },
                 limits: engine.limits,
+                automate: &actions,
             };
-            let mut storage = BlockingStorage { store, handle, now };
+            let mut storage = BlockingStorage {
+                store: Arc::clone(&store),
+                handle: handle.clone(),
+                now,
+                rules: &engine.rules,
+            };
             session.handle(&mut storage, &request)
         })
         .await;
@@ -87,13 +96,14 @@ impl SyncEngine {
 }
 
 /// The SQL store seen from a blocking thread.
-struct BlockingStorage {
+struct BlockingStorage<'a> {
     store: Arc<dyn Store>,
     handle: Handle,
     now: i64,
+    rules: &'a CaseRules,
 }
 
-impl ServerStorage for BlockingStorage {
+impl ServerStorage for BlockingStorage<'_> {
     type Error = StoreError;
 
     fn issued_serial(&mut self, device: &str) -> Result<u64, StoreError> {
@@ -128,7 +138,11 @@ impl ServerStorage for BlockingStorage {
     }
 
     fn commit(&mut self, commit: ServerCommit) -> Result<(), StoreError> {
+        let derive = Materializer {
+            rules: self.rules,
+            now: self.now,
+        };
         self.handle
-            .block_on(self.store.sync_commit(&commit, self.now))
+            .block_on(self.store.sync_commit(&commit, &derive, self.now))
     }
 }

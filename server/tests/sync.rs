@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{Fresh, backends};
+use common::{Fresh, backends, case_rules};
 use wangge_server::store::Store;
 use wangge_server::sync::SyncEngine;
 use wangge_sync_core::calendar::WorkCalendar;
@@ -133,7 +133,7 @@ impl Phone {
 async fn sync_rounds_on_every_backend() {
     for Fresh { store, .. } in backends().await {
         let backend = store.backend();
-        let engine = Arc::new(SyncEngine::new(Limits::default()));
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules()));
         let community = "410102001001";
         let mut officer = Phone::new(actor(
             1,
@@ -291,7 +291,7 @@ async fn a_reply_serial_is_claimed_once() {
             Some("enforcement"),
             "410102001001",
         );
-        let engine = Arc::new(SyncEngine::new(Limits::default()));
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules()));
         let mut phone = Phone::new(officer);
         for id in ["a", "b"] {
             let case =
@@ -305,11 +305,16 @@ async fn a_reply_serial_is_claimed_once() {
         first.issued = issued + 1;
         let mut second = round("b");
         second.issued = issued + 1;
+        let rules = case_rules();
+        let derive = wangge_server::cases::Materializer {
+            rules: &rules,
+            now: 0,
+        };
         store
-            .sync_commit(&first, 0)
+            .sync_commit(&first, &derive, 0)
             .await
             .expect("the first claims the serial");
-        let refused = store.sync_commit(&second, 0).await;
+        let refused = store.sync_commit(&second, &derive, 0).await;
         assert!(
             matches!(refused, Err(StoreError::Conflict { .. })),
             "{backend:?}: {refused:?}"

@@ -174,12 +174,22 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         }
         None => Ownership::builtin(Catalog::builtin()).context("the built-in ownership rules")?,
     };
+    let grids = grids.map(Arc::new);
+    let ownership = Arc::new(ownership);
+    let rules = Arc::new(wangge_server::cases::CaseRules {
+        calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
+        grids: grids.clone(),
+        ownership: Arc::clone(&ownership),
+    });
     let app = api::router(AppState {
         store,
         auth: Arc::new(auth),
-        grids: grids.map(Arc::new),
-        ownership: Arc::new(ownership),
-        sync: Arc::new(wangge_server::sync::SyncEngine::new(Default::default())),
+        grids,
+        ownership,
+        sync: Arc::new(wangge_server::sync::SyncEngine::new(
+            Default::default(),
+            rules,
+        )),
         push: Arc::new(wangge_server::push::PushHub::new(settings.push_check_every)),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -6,6 +6,7 @@
 //! `BIGINT` milliseconds for time), so the two cannot drift apart. What differs —
 //! connection options and the migration folders — is in `sqlite.rs` and `postgres.rs`.
 
+pub mod cases;
 mod postgres;
 mod sqlite;
 pub mod sync;
@@ -168,7 +169,7 @@ pub struct StoredGrid {
 }
 
 /// Every storage operation the server needs.
-pub trait Store: sync::SyncStore + Send + Sync + 'static {
+pub trait Store: sync::SyncStore + cases::CaseStore + Send + Sync + 'static {
     /// Which database.
     fn backend(&self) -> Backend;
     /// Applies the pending migrations.

@@ -37,4 +37,5 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, Postgres, Backend::Postgres);
-impl_sync_store!(PostgresStore);
+impl_sync_store!(PostgresStore, Postgres);
+super::cases::impl_case_store!(PostgresStore, Postgres);

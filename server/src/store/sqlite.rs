@@ -41,4 +41,5 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
-impl_sync_store!(SqliteStore);
+impl_sync_store!(SqliteStore, Sqlite);
+super::cases::impl_case_store!(SqliteStore, Sqlite);

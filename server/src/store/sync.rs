@@ -4,9 +4,12 @@
 
 use automerge::ChangeHash;
 use wangge_sync_core::grid::GridCode;
-use wangge_sync_core::sync::server::{CatalogueEntry, PeerDoc, Pending, ServerCommit, StoredDoc};
+use wangge_sync_core::sync::server::{
+    CatalogueEntry, DocWrite, PeerDoc, Pending, ServerCommit, StoredDoc,
+};
 use wangge_sync_core::sync::{DocKind, DocMeta};
 
+use super::cases::Derive;
 use super::{StoreError, StoreFuture};
 
 /// Compact a document's chunks into one save when it has more than this many. One:
@@ -34,8 +37,22 @@ pub trait SyncStore: Send + Sync {
     /// Every document a device has a record of.
     fn sync_peers<'a>(&'a self, device: &'a str)
     -> StoreFuture<'a, Vec<(PeerDoc, CatalogueEntry)>>;
-    /// Stores a round in one transaction.
-    fn sync_commit<'a>(&'a self, commit: &'a ServerCommit, now: i64) -> StoreFuture<'a, ()>;
+    /// Stores a round in one transaction; `derive` gives each written document's meta
+    /// and materialized fold.
+    fn sync_commit<'a>(
+        &'a self,
+        commit: &'a ServerCommit,
+        derive: &'a dyn Derive,
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// Stores one document's new changes (the server's or an API caller's, not a sync
+    /// round's) in one transaction.
+    fn document_write<'a>(
+        &'a self,
+        write: &'a DocWrite,
+        derive: &'a dyn Derive,
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
 }
 
 /// Heads as stored: sorted 32-byte hashes, concatenated.
@@ -133,7 +150,7 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 
 /// Implements [`SyncStore`] for `$store` (a struct with a `pool` field).
 macro_rules! impl_sync_store {
-    ($store:ty) => {
+    ($store:ty, $db:ident) => {
         impl $crate::store::sync::SyncStore for $store {
             fn sync_issued_serial<'a>(&'a self, device: &'a str) -> $crate::store::StoreFuture<'a, u64> {
                 Box::pin(async move {
@@ -256,6 +273,7 @@ macro_rules! impl_sync_store {
             fn sync_commit<'a>(
                 &'a self,
                 commit: &'a wangge_sync_core::sync::server::ServerCommit,
+                derive: &'a dyn $crate::store::cases::Derive,
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
@@ -309,67 +327,7 @@ macro_rules! impl_sync_store {
                     .execute(&mut *tx)
                     .await?;
                     for write in &commit.documents {
-                        let (seq,): (i64,) =
-                            sqlx::query_as("UPDATE catalogue SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-                                .fetch_one(&mut *tx)
-                                .await?;
-                        sqlx::query(
-                            "INSERT INTO documents (id, kind, seq, heads, grids, owner, assignees, updated_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, heads = excluded.heads,
-                                 grids = excluded.grids, owner = excluded.owner,
-                                 assignees = excluded.assignees, updated_at = excluded.updated_at",
-                        )
-                        .bind(&write.id)
-                        .bind(write.kind.as_str())
-                        .bind(seq)
-                        .bind(s::heads_to_bytes(&write.heads))
-                        .bind(s::join(write.meta.grids.iter().map(ToString::to_string)))
-                        .bind(write.meta.owner.as_deref())
-                        .bind(s::join(write.meta.assignees.iter().cloned()))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        let (count, last): (i64, Option<i64>) = sqlx::query_as(
-                            "SELECT COUNT(*), MAX(n) FROM document_chunks WHERE doc_id = $1",
-                        )
-                        .bind(&write.id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let mut n = last.unwrap_or(0);
-                        for change in &write.changes {
-                            n += 1;
-                            sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
-                                .bind(&write.id)
-                                .bind(n)
-                                .bind(change)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        if count + i64::try_from(write.changes.len()).unwrap_or(0) > s::COMPACT_AFTER {
-                            // Compaction: the chunks become one save, in the same
-                            // transaction (the bytes load to the same document).
-                            let chunks: Vec<(Vec<u8>,)> = sqlx::query_as(
-                                "SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
-                            )
-                            .bind(&write.id)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                            let chunks: Vec<Vec<u8>> = chunks.into_iter().map(|(b,)| b).collect();
-                            let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
-                                $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
-                            })?;
-                            sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
-                                .bind(&write.id)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
-                                .bind(&write.id)
-                                .bind(n + 1)
-                                .bind(doc.save())
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        write_document(&mut tx, write, derive, now).await?;
                     }
                     for peer in &commit.peers {
                         let (serial, heads, evict) = match &peer.pending {
@@ -402,7 +360,110 @@ macro_rules! impl_sync_store {
                     Ok(())
                 })
             }
+
+            fn document_write<'a>(
+                &'a self,
+                write: &'a wangge_sync_core::sync::server::DocWrite,
+                derive: &'a dyn $crate::store::cases::Derive,
+                now: i64,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin().await?;
+                    write_document(&mut tx, write, derive, now).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
         }
+
+        /// Appends a document's changes at a new catalogue position, compacts its
+        /// chunks, and writes what `derive` makes of the whole document.
+        pub(crate) async fn write_document(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            write: &wangge_sync_core::sync::server::DocWrite,
+            derive: &dyn $crate::store::cases::Derive,
+            now: i64,
+        ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sync as s;
+                let (seq,): (i64,) =
+                    sqlx::query_as("UPDATE catalogue SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+                        .fetch_one(&mut **tx)
+                        .await?;
+                sqlx::query(
+                    "INSERT INTO documents (id, kind, seq, heads, grids, owner, assignees, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, heads = excluded.heads,
+                         grids = excluded.grids, owner = excluded.owner,
+                         assignees = excluded.assignees, updated_at = excluded.updated_at",
+                )
+                .bind(&write.id)
+                .bind(write.kind.as_str())
+                .bind(seq)
+                .bind(s::heads_to_bytes(&write.heads))
+                .bind(s::join(write.meta.grids.iter().map(ToString::to_string)))
+                .bind(write.meta.owner.as_deref())
+                .bind(s::join(write.meta.assignees.iter().cloned()))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let (count, last): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MAX(n) FROM document_chunks WHERE doc_id = $1",
+                )
+                .bind(&write.id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let mut n = last.unwrap_or(0);
+                for change in &write.changes {
+                    n += 1;
+                    sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                        .bind(&write.id)
+                        .bind(n)
+                        .bind(change)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                // Compaction: the chunks become one save, in the same transaction (the
+                // bytes load to the same document). The whole document, concurrent
+                // writers' changes included, gives the stored heads, meta and fold.
+                let chunks: Vec<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
+                )
+                .bind(&write.id)
+                .fetch_all(&mut **tx)
+                .await?;
+                let chunks: Vec<Vec<u8>> = chunks.into_iter().map(|(b,)| b).collect();
+                let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
+                    $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
+                })?;
+                if count + i64::try_from(write.changes.len()).unwrap_or(0) > s::COMPACT_AFTER {
+                    sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
+                        .bind(&write.id)
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                        .bind(&write.id)
+                        .bind(n + 1)
+                        .bind(doc.save())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let derived = derive.derive(&write.id, write.kind, &doc);
+                sqlx::query(
+                    "UPDATE documents SET heads = $2, grids = $3, owner = $4, assignees = $5
+                     WHERE id = $1",
+                )
+                .bind(&write.id)
+                .bind(s::heads_to_bytes(&doc.get_heads()))
+                .bind(s::join(derived.meta.grids.iter().map(ToString::to_string)))
+                .bind(derived.meta.owner.as_deref())
+                .bind(s::join(derived.meta.assignees.iter().cloned()))
+                .execute(&mut **tx)
+                .await?;
+                if let Some(case) = &derived.case {
+                    upsert_case(tx, case).await?;
+                }
+                Ok(())
+            }
     };
 }
 

@@ -53,3 +53,17 @@ pub async fn backends() -> Vec<Fresh> {
     }
     stores
 }
+
+/// The case rules without grids (nothing is routed), the built-in ownership.
+#[allow(dead_code)]
+pub fn case_rules() -> std::sync::Arc<wangge_server::cases::CaseRules> {
+    use wangge_sync_core::catalog::Catalog;
+    use wangge_sync_core::ownership::Ownership;
+    std::sync::Arc::new(wangge_server::cases::CaseRules {
+        calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
+        grids: None,
+        ownership: std::sync::Arc::new(
+            Ownership::builtin(Catalog::builtin()).expect("built-in ownership"),
+        ),
+    })
+}

@@ -26,7 +26,7 @@ use crate::ownership::{
 use crate::role::{Actor, Role};
 
 /// What the server needs to act on cases.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Automation<'a> {
     /// Catalogue and calendar.
     pub context: WorkflowContext<'a>,
@@ -34,8 +34,17 @@ pub struct Automation<'a> {
     pub ownership: &'a Ownership,
     /// The server's grids.
     pub grids: &'a GridIndex,
-    /// Everyone's postings: who handles what where.
-    pub postings: &'a [Posting],
+    /// Everyone's postings (who handles what where), asked for only when a case is
+    /// dispatched automatically.
+    pub postings: &'a dyn Fn() -> Vec<Posting>,
+}
+
+impl std::fmt::Debug for Automation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Automation")
+            .field("ownership", self.ownership)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the server did to a case.
@@ -102,7 +111,7 @@ impl Automation<'_> {
             done.routing = Some(routing);
             return Ok(done);
         };
-        let assignee = responsible(self.postings, &routing.team, grid)
+        let assignee = responsible(&(self.postings)(), &routing.team, grid)
             .handlers
             .into_iter()
             .next();
@@ -206,7 +215,7 @@ mod tests {
             context: context(),
             ownership: &ownership,
             grids: &index,
-            postings: &postings,
+            postings: &|| postings.clone(),
         };
         automation.act(doc, &cast().server, at(1)).unwrap()
     }
@@ -246,7 +255,7 @@ mod tests {
             context: context(),
             ownership: &ownership,
             grids: &index,
-            postings: &postings,
+            postings: &|| postings.clone(),
         };
         let mut doc = report("E0102", Some(GRID), 0.0);
         let done = automation.act(&mut doc, &cast().server, at(1)).unwrap();

@@ -91,6 +91,21 @@ pub struct DocMeta {
 }
 
 impl DocMeta {
+    /// The meta of a folded case: its grid, its reporter, the person it is
+    /// dispatched to.
+    pub fn of_case(view: &crate::case::CaseView) -> DocMeta {
+        DocMeta {
+            grids: view.record.grid.into_iter().collect(),
+            owner: view.record.reporter.clone(),
+            assignees: view
+                .assignment
+                .as_ref()
+                .and_then(|a| a.assignee.clone())
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// The meta of a document of `kind`, and the id written in it.
     pub fn of(
         kind: DocKind,
@@ -99,23 +114,9 @@ impl DocMeta {
     ) -> (Option<String>, DocMeta) {
         match kind {
             DocKind::Case => {
-                let case = CaseDocument::from_automerge(doc.clone());
-                let view = case.fold(context);
-                let assignees = view
-                    .assignment
-                    .as_ref()
-                    .and_then(|a| a.assignee.clone())
-                    .into_iter()
-                    .collect();
-                let record = view.record;
-                (
-                    record.id,
-                    DocMeta {
-                        grids: record.grid.into_iter().collect(),
-                        owner: record.reporter,
-                        assignees,
-                    },
-                )
+                let view = CaseDocument::from_automerge(doc.clone()).fold(context);
+                let meta = DocMeta::of_case(&view);
+                (view.record.id, meta)
             }
             DocKind::PatrolLog => {
                 let record = PatrolLog::from_automerge(doc.clone()).read();

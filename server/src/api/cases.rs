@@ -1,0 +1,378 @@
+//! `/v1/cases`: the materialized cases in the caller's scope (filters, the dispatcher's
+//! queue, overdue), one case folded with its timeline, and actions taken through the
+//! API (a supervisor verifying and closing from the command centre).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError};
+use wangge_sync_core::catalog::{TeamId, TimeLimit};
+use wangge_sync_core::role::Actor;
+use wangge_sync_core::sync::server::{DocWrite, Written};
+use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope, load_chunks};
+
+use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
+use crate::cases::{Materializer, view_json};
+use crate::store::cases::{CaseFilter, CaseRow};
+
+/// Now, as a time (the server's clock; chrono's clock feature is not built).
+fn utc_now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(now_ms()).unwrap_or_default()
+}
+
+/// The most rows one `GET /v1/cases` returns.
+pub const MAX_CASES_PER_PAGE: u32 = 500;
+
+/// `GET /v1/cases` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CasesQuery {
+    /// A grid code prefix: district (6 digits), street (9), community (12), grid (15).
+    grid: Option<String>,
+    /// Statuses, comma-separated (`registered` is the dispatcher's queue).
+    status: Option<String>,
+    /// A category (`C0101`), major class (`C01`) or kind (`C`, `E`).
+    category: Option<String>,
+    source: Option<String>,
+    /// `true`: only cases whose running step is past its due time.
+    #[serde(default)]
+    overdue: bool,
+    /// Reported at or after (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Reported before (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    team: Option<String>,
+    assignee: Option<String>,
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u32,
+}
+
+const STATUSES: [&str; 9] = [
+    "reported",
+    "accepted",
+    "registered",
+    "dispatched",
+    "handled",
+    "verified",
+    "closed",
+    "voided",
+    "deferred",
+];
+
+/// `GET /v1/cases`: newest first, limited to the caller's scope (their grids, their
+/// reports, what is dispatched to them).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    QueryParams(query): QueryParams<CasesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = current_user(&state, &claims).await?;
+    if let Some(grid) = &query.grid
+        && (!matches!(grid.len(), 6 | 9 | 12 | 15) || !grid.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad_request(
+            "invalid_query",
+            format!(
+                "grid {grid:?}: a district (6 digits), street (9), community (12) or unit grid (15) code"
+            ),
+        ));
+    }
+    let statuses: Vec<String> = query
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        return Err(bad_request(
+            "invalid_query",
+            format!("status {bad:?}: one of {}", STATUSES.join(", ")),
+        ));
+    }
+    if let Some(category) = &query.category {
+        let valid = matches!(category.len(), 1 | 3 | 5)
+            && category.starts_with(['C', 'E'])
+            && category[1..].bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            return Err(bad_request(
+                "invalid_query",
+                format!(
+                    "category {category:?}: a category (C0101), major class (C01) or kind (C, E)"
+                ),
+            ));
+        }
+    }
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_CASES_PER_PAGE {
+        return Err(bad_request(
+            "invalid_query",
+            format!("limit must be 1..={MAX_CASES_PER_PAGE}"),
+        ));
+    }
+    let now = now_ms();
+    let filter = CaseFilter {
+        scope: user.scope.prefixes().to_vec(),
+        user: user.id.clone(),
+        area: query.grid,
+        statuses,
+        category: query.category,
+        source: query.source,
+        overdue_at: query.overdue.then_some(now),
+        from: query.from.map(|t| t.timestamp_millis()),
+        to: query.to.map(|t| t.timestamp_millis()),
+        team: query.team,
+        assignee: query.assignee,
+        limit,
+        offset: query.offset,
+    };
+    let rows = state.store.cases_list(&filter).await?;
+    let cases: Vec<Value> = rows.iter().map(|row| row_json(row, now)).collect();
+    Ok(Json(json!({
+        "cases": cases,
+        "limit": limit,
+        "offset": query.offset,
+    })))
+}
+
+fn row_json(row: &CaseRow, now: i64) -> Value {
+    let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("steps");
+        map.insert(
+            "overdue".into(),
+            Value::Bool(row.due_at.is_some_and(|due| due < now)),
+        );
+    }
+    value
+}
+
+fn meta_of(row: &CaseRow) -> DocMeta {
+    DocMeta {
+        grids: row
+            .grid
+            .as_deref()
+            .and_then(|g| g.parse().ok())
+            .into_iter()
+            .collect(),
+        owner: row.reporter.clone(),
+        assignees: row.assignee.clone().into_iter().collect(),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "case_not_found",
+        format!("no case {id:?} in your scope"),
+    )
+}
+
+/// The case's row and document, if the caller may see it (404 otherwise: a case out
+/// of scope is not told apart from one that does not exist).
+async fn load_in_scope(
+    state: &AppState,
+    scope: &UserScope,
+    id: &str,
+) -> Result<(CaseRow, CaseDocument), ApiError> {
+    let row = state
+        .store
+        .case_row(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if !scope.may_receive(DocKind::Case, &meta_of(&row)) {
+        return Err(not_found(id));
+    }
+    let stored = state
+        .store
+        .sync_document(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let doc = load_chunks(&stored.chunks).map_err(|error| {
+        tracing::error!(case = id, %error, "stored case does not load");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt_document",
+            "the stored case does not load",
+        )
+    })?;
+    Ok((row, CaseDocument::from_automerge(doc)))
+}
+
+/// `GET /v1/cases/{id}`: the folded case with its steps and timeline.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = current_user(&state, &claims).await?;
+    let scope = UserScope {
+        user: user.id,
+        role: user.role,
+        grids: user.scope,
+    };
+    let (row, doc) = load_in_scope(&state, &scope, &id).await?;
+    let view = doc.fold(&state.sync.rules.context());
+    Ok(Json(view_json(&view, &row, utc_now())))
+}
+
+/// `POST /v1/cases/{id}/actions` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ActionBody {
+    /// `accept`, `register`, `dispatch`, `verify`, `rework`, `close`, `comment`, …
+    action: String,
+    note: Option<String>,
+    /// For `dispatch`.
+    team: Option<String>,
+    /// For `dispatch`: one person of the team.
+    assignee: Option<String>,
+    /// For `request_extension`: e.g. `2 working_days`.
+    extra: Option<String>,
+    /// For `decide_extension` / `decide_defer`.
+    approved: Option<bool>,
+}
+
+fn action_of(body: &ActionBody) -> Result<Action, ApiError> {
+    let invalid = |message: String| bad_request("invalid_action", message);
+    let name: ActionName = body
+        .action
+        .parse()
+        .map_err(|e| invalid(format!("action: {e}")))?;
+    let approved = || {
+        body.approved
+            .ok_or_else(|| invalid(format!("{} needs \"approved\"", name.as_str())))
+    };
+    Ok(match name {
+        ActionName::Report => {
+            return Err(invalid(
+                "a case is reported by creating it, not by an action".into(),
+            ));
+        }
+        ActionName::Accept => Action::Accept,
+        ActionName::Register => Action::Register,
+        ActionName::Dispatch => {
+            let team = body
+                .team
+                .as_deref()
+                .ok_or_else(|| invalid("dispatch needs \"team\"".into()))?;
+            Action::Dispatch {
+                team: TeamId::new(team).map_err(|e| invalid(format!("team: {e}")))?,
+                assignee: body.assignee.clone(),
+            }
+        }
+        ActionName::Handle => Action::Handle,
+        ActionName::Verify => Action::Verify,
+        ActionName::Rework => Action::Rework,
+        ActionName::Close => Action::Close,
+        ActionName::Return => Action::Return,
+        ActionName::RequestExtension => {
+            let extra: TimeLimit = body
+                .extra
+                .as_deref()
+                .ok_or_else(|| invalid("request_extension needs \"extra\"".into()))?
+                .parse()
+                .map_err(|e| invalid(format!("extra: {e}")))?;
+            Action::RequestExtension { extra }
+        }
+        ActionName::DecideExtension => Action::DecideExtension {
+            approved: approved()?,
+        },
+        ActionName::RequestDefer => Action::RequestDefer,
+        ActionName::DecideDefer => Action::DecideDefer {
+            approved: approved()?,
+        },
+        ActionName::Void => Action::Void,
+        ActionName::Escalate => Action::Escalate,
+        ActionName::Reopen => Action::Reopen,
+        ActionName::Comment => Action::Comment,
+    })
+}
+
+/// `POST /v1/cases/{id}/actions`: an action by the caller, checked by the same
+/// workflow the phones fold with, written into the case document by the caller's
+/// device (so it syncs to every phone like any other entry), pushed to whoever it
+/// concerns. Refused (409 `action_refused`, with the reason) when the workflow says no.
+pub(super) async fn act(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let action = action_of(&body)?;
+    let user = current_user(&state, &claims).await?;
+    let scope = UserScope {
+        user: user.id.clone(),
+        role: user.role,
+        grids: user.scope.clone(),
+    };
+    let actor = Actor {
+        user: user.id,
+        role: user.role,
+        team: user.team,
+        scope: user.scope,
+        device: claims.act.clone(),
+    };
+    let (row, mut doc) = load_in_scope(&state, &scope, &id).await?;
+    let context = state.sync.rules.context();
+    let before = doc.automerge().get_heads();
+    let now = utc_now();
+    let entry_id = uuid::Uuid::now_v7().to_string();
+    doc.act(&context, &actor, &entry_id, action, now, body.note)
+        .map_err(|error| match error {
+            CaseError::Refused { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "action_refused", error.to_string())
+            }
+            CaseError::NewerSchema { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "newer_schema", error.to_string())
+            }
+            other => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_action",
+                other.to_string(),
+            ),
+        })?;
+    let changes: Vec<Vec<u8>> = doc
+        .automerge()
+        .get_changes(&before)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let view = doc.fold(&context);
+    let meta = DocMeta::of_case(&view);
+    let write = DocWrite {
+        id: id.clone(),
+        kind: DocKind::Case,
+        changes,
+        meta: meta.clone(),
+        heads: doc.automerge().get_heads(),
+    };
+    let now_ms = now.timestamp_millis();
+    let derive = Materializer {
+        rules: &state.sync.rules,
+        now: now_ms,
+    };
+    state.store.document_write(&write, &derive, now_ms).await?;
+    state.push.written(
+        &claims.act,
+        &[Written {
+            id: id.clone(),
+            kind: DocKind::Case,
+            meta,
+            previous: Some(meta_of(&row)),
+        }],
+    );
+    tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
+    let row = state
+        .store
+        .case_row(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok((StatusCode::OK, Json(view_json(&view, &row, now))))
+}
