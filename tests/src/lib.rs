@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: the real `wangge` binary and the
 //! real district boundaries.
 
+pub mod phone;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -155,4 +157,61 @@ pub fn answer(
         .read_json::<serde_json::Value>()
         .unwrap_or(serde_json::Value::Null);
     (status, body)
+}
+
+/// A database for one end-to-end test: its URL for `wangge --database`, and what keeps
+/// it alive.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// For `--database`.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh SQLite file, and a fresh PostgreSQL schema when `WANGGE_TEST_POSTGRES_URL`
+/// is set (with `CI=true` it must be).
+pub fn databases() -> Vec<TestDatabase> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut databases = vec![TestDatabase {
+        backend: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("wangge.db").display()),
+        _dir: Some(dir),
+    }];
+    match std::env::var("WANGGE_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            let schema = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                use sqlx::Executor as _;
+                let admin = sqlx::PgPool::connect(&base)
+                    .await
+                    .expect("connect to PostgreSQL");
+                // The name is ours (a UUID), not input.
+                let create = format!("CREATE SCHEMA {schema}");
+                admin
+                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(create)))
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+            });
+            let separator = if base.contains('?') { '&' } else { '?' };
+            databases.push(TestDatabase {
+                backend: "postgres",
+                url: format!("{base}{separator}options%5Bsearch_path%5D={schema}"),
+                _dir: None,
+            });
+        }
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but WANGGE_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
+            );
+        }
+        Err(_) => eprintln!("WANGGE_TEST_POSTGRES_URL not set: PostgreSQL skipped (set it to run)"),
+    }
+    databases
 }

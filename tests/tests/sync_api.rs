@@ -3,14 +3,12 @@
 //! syncing over HTTP on loopback, and bad requests getting their statuses.
 
 use serde_json::{Value, json};
-use wangge_sync_core::calendar::WorkCalendar;
-use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, WorkflowContext};
-use wangge_sync_core::catalog::{Catalog, TeamId};
-use wangge_sync_core::role::Actor;
-use wangge_sync_core::sync::device::{DeviceSession, RoundReport};
-use wangge_sync_core::sync::memory::MemoryDevice;
+use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source};
+use wangge_sync_core::catalog::TeamId;
+use wangge_sync_core::sync::DocKind;
+use wangge_sync_core::sync::device::DeviceSession;
 use wangge_sync_core::sync::message::{Cursor, Limits, Request};
-use wangge_sync_core::sync::{DocKind, load_chunks};
+use wangge_tests::phone::Phone;
 use wangge_tests::{Server, answer, http, wangge_ok};
 
 const PASSWORD: &str = "巡查-2026-ok";
@@ -66,138 +64,6 @@ fn database() -> (tempfile::TempDir, String) {
     (dir, url)
 }
 
-struct Phone {
-    token: String,
-    device_id: String,
-    actor: Actor,
-    store: MemoryDevice,
-    session: DeviceSession,
-}
-
-impl Phone {
-    fn login(server: &Server, user: &str) -> Phone {
-        let (status, body) = answer(http().post(server.url("/v1/auth/login")).send_json(
-            json!({ "user": user, "password": PASSWORD, "device": { "name": "Redmi 12" } }),
-        ));
-        assert_eq!(status, 200, "{body}");
-        let me = &body["user"];
-        let text = |v: &Value| v.as_str().map(str::to_owned);
-        let actor = Actor {
-            user: user.to_owned(),
-            role: text(&me["role"]).expect("role").parse().expect("role"),
-            team: text(&me["team"]).map(|t| TeamId::new(t).expect("team")),
-            scope: text(&me["scope"]).expect("scope").parse().expect("scope"),
-            device: text(&body["device"]["actor_id"]).expect("actor id"),
-        };
-        Phone {
-            token: text(&body["access_token"]).expect("token"),
-            device_id: text(&body["device"]["id"]).expect("device id"),
-            actor,
-            store: MemoryDevice::new(),
-            session: DeviceSession::new(Limits::default(), user.len() as u64),
-        }
-    }
-
-    fn post(&self, server: &Server, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut response = http()
-            .post(server.url("/v1/sync"))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", content_type)
-            .send(body)
-            .expect("the request reaches the server");
-        let status = response.status().as_u16();
-        let bytes = response.body_mut().read_to_vec().expect("body");
-        (status, bytes)
-    }
-
-    fn act(&mut self, id: &str, action: Action, minute: i64) {
-        let calendar = WorkCalendar::standard();
-        let context = WorkflowContext {
-            catalog: Catalog::builtin(),
-            calendar: &calendar,
-        };
-        let doc = &self.store.documents()[id];
-        let mut case = CaseDocument::from_automerge(load_chunks(&doc.chunks).expect("load"));
-        let at = chrono::DateTime::from_timestamp(1_795_000_000 + minute * 60, 0).expect("time");
-        case.act(
-            &context,
-            &self.actor,
-            &format!("{}-{minute}", self.actor.user),
-            action,
-            at,
-            None,
-        )
-        .expect("act");
-        DeviceSession::record_local(&mut self.store, id, DocKind::Case, case.automerge())
-            .expect("store");
-    }
-
-    /// Opens the push socket, with a read timeout.
-    fn push(&self, server: &Server) -> Push {
-        use tungstenite::client::IntoClientRequest as _;
-        let url = server.url("/v1/push").replacen("http://", "ws://", 1);
-        let mut request = url.into_client_request().expect("request");
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {}", self.token).parse().expect("header"),
-        );
-        let (socket, _) = tungstenite::connect(request).expect("push socket");
-        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                .expect("timeout");
-        }
-        Push(socket)
-    }
-
-    fn sync(&mut self, server: &Server) -> RoundReport {
-        for _ in 0..20 {
-            let request = self.session.prepare(&mut self.store).expect("prepare");
-            let (status, reply) = self.post(server, "application/cbor", &request);
-            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
-            let report = self
-                .session
-                .receive(&mut self.store, &reply)
-                .expect("receive");
-            if !report.more {
-                return report;
-            }
-        }
-        panic!("{} does not settle", self.actor.user);
-    }
-}
-
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
-
-struct Push(Socket);
-
-impl Push {
-    /// The next notice (JSON), or `None` once the server closed the socket.
-    fn next(&mut self) -> Option<Value> {
-        loop {
-            match self.0.read() {
-                Ok(tungstenite::Message::Text(text)) => {
-                    return Some(serde_json::from_str(&text).expect("notice is JSON"));
-                }
-                Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    /// The next notice of type `kind`, skipping others.
-    fn expect(&mut self, kind: &str) -> Value {
-        loop {
-            let notice = self
-                .next()
-                .unwrap_or_else(|| panic!("closed before {kind}"));
-            if notice["type"] == kind {
-                return notice;
-            }
-        }
-    }
-}
-
 fn error_code(bytes: &[u8]) -> String {
     let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     body["error"]["code"]
@@ -235,9 +101,9 @@ fn a_report_syncs_to_the_grid_over_http_and_bad_requests_get_statuses() {
     let (_dir, url) = database();
     let server = Server::start(&url, &[]);
 
-    let mut officer = Phone::login(&server, "officer");
-    let mut cleaner = Phone::login(&server, "cleaner");
-    let mut other = Phone::login(&server, "other");
+    let mut officer = Phone::login(&server, "officer", PASSWORD);
+    let mut cleaner = Phone::login(&server, "cleaner", PASSWORD);
+    let mut other = Phone::login(&server, "other", PASSWORD);
 
     // Reported offline, synced later.
     let new = report(&mut officer);
@@ -296,11 +162,11 @@ fn push_tells_the_grid_to_sync_and_the_assignee_of_a_dispatch_and_cuts_a_revoked
     add_user(&url, "lead", "shift_lead", None, street);
     add_user(&url, "dispatcher", "dispatcher", None, street);
     let server = Server::start(&url, &[("WANGGE_PUSH_CHECK_SECONDS", "1")]);
-    let mut officer = Phone::login(&server, "officer");
-    let mut cleaner = Phone::login(&server, "cleaner");
-    let other = Phone::login(&server, "other");
+    let mut officer = Phone::login(&server, "officer", PASSWORD);
+    let mut cleaner = Phone::login(&server, "cleaner", PASSWORD);
+    let other = Phone::login(&server, "other", PASSWORD);
     let mut push = cleaner.push(&server);
-    assert_eq!(push.next().expect("hello")["type"], "hello");
+    assert_eq!(push.next_notice().expect("hello")["type"], "hello");
     let mut other_push = other.push(&server);
     other_push.expect("hello");
 
@@ -311,12 +177,12 @@ fn push_tells_the_grid_to_sync_and_the_assignee_of_a_dispatch_and_cuts_a_revoked
     cleaner.sync(&server);
 
     for (user, action) in [("acceptor", Action::Accept), ("lead", Action::Register)] {
-        let mut phone = Phone::login(&server, user);
+        let mut phone = Phone::login(&server, user, PASSWORD);
         phone.sync(&server);
         phone.act(&new.id, action, 5);
         phone.sync(&server);
     }
-    let mut dispatcher = Phone::login(&server, "dispatcher");
+    let mut dispatcher = Phone::login(&server, "dispatcher", PASSWORD);
     dispatcher.sync(&server);
     dispatcher.act(
         &new.id,
@@ -337,7 +203,7 @@ fn push_tells_the_grid_to_sync_and_the_assignee_of_a_dispatch_and_cuts_a_revoked
         "",
     );
     push.expect("revoked");
-    assert!(push.next().is_none(), "the socket is closed");
+    assert!(push.next_notice().is_none(), "the socket is closed");
     // The other community heard none of it.
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = other_push.0.get_ref() {
         stream

@@ -1,0 +1,349 @@
+//! A case's whole life end to end, on SQLite and on PostgreSQL: the real `wangge`
+//! binary with the real 金水区 grids on loopback. An officer's phone reports a missing
+//! sewage manhole cover offline; it syncs; the server locates it, routes it to the
+//! municipal maintenance team and dispatches it to the worker posted there, whose
+//! connected phone is told at once; the worker handles it offline and syncs; the
+//! district supervisor verifies and closes it through the API; both phones and the
+//! server fold the same case. Plus the scope of `/v1/cases` and refused actions.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, Status};
+use wangge_sync_core::geo::{Crs, LonLat, gcj02_to_wgs84};
+use wangge_sync_core::grid::geojson::read_grids;
+use wangge_sync_core::grid::{GridCode, GridIndex};
+use wangge_tests::phone::Phone;
+use wangge_tests::{Server, answer, databases, districts_file, http, wangge_ok};
+
+const PASSWORD: &str = "网格-2026-ok";
+const JINSHUI: &str = "410105";
+
+/// The unit grids of 金水区, generated once per run from the real boundary.
+fn grids_file() -> &'static PathBuf {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let file = dir.path().join("jinshui.geojson");
+            wangge_ok(
+                &[
+                    "grid",
+                    "generate",
+                    "--districts",
+                    &districts_file().display().to_string(),
+                    "--adcodes",
+                    JINSHUI,
+                    "--out",
+                    &file.display().to_string(),
+                ],
+                "",
+            );
+            (dir, file)
+        })
+        .1
+}
+
+/// Two unit grids of different communities, each with a WGS-84 point inside it (as
+/// a phone's GPS would give).
+fn two_places() -> [(GridCode, Position); 2] {
+    let bytes = std::fs::read(grids_file()).expect("grids file");
+    let set = read_grids(&bytes).expect("grids");
+    let index = GridIndex::build(set.clone()).expect("index");
+    let mut found: Vec<(GridCode, Position)> = Vec::new();
+    for grid in set.grids() {
+        if found
+            .iter()
+            .any(|(code, _)| code.community() == grid.code.community())
+        {
+            continue;
+        }
+        use geo::BoundingRect as _;
+        let Some(rect) = grid.geometry.bounding_rect() else {
+            continue;
+        };
+        let centre = LonLat::new(rect.center().x, rect.center().y).expect("centre");
+        if index.locate(centre, Crs::Gcj02) != Some(grid.code) {
+            continue; // a clipped cell whose box centre falls outside it
+        }
+        let wgs84 = gcj02_to_wgs84(centre);
+        found.push((
+            grid.code,
+            Position {
+                lon: wgs84.lon,
+                lat: wgs84.lat,
+                accuracy_m: Some(5.0),
+            },
+        ));
+        if found.len() == 2 {
+            break;
+        }
+    }
+    [found[0], found[1]]
+}
+
+fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str) {
+    let mut args = vec![
+        "user",
+        "add",
+        "--database",
+        url,
+        "--id",
+        id,
+        "--name",
+        id,
+        "--role",
+        role,
+        "--scope",
+        scope,
+    ];
+    if let Some(team) = team {
+        args.extend(["--team", team]);
+    }
+    wangge_ok(&args, &format!("{PASSWORD}\n"));
+}
+
+fn get(server: &Server, phone: &Phone, path: &str) -> (u16, Value) {
+    answer(
+        http()
+            .get(server.url(path))
+            .header("Authorization", format!("Bearer {}", phone.token))
+            .call(),
+    )
+}
+
+fn act(server: &Server, phone: &Phone, id: &str, body: Value) -> (u16, Value) {
+    answer(
+        http()
+            .post(server.url(&format!("/v1/cases/{id}/actions")))
+            .header("Authorization", format!("Bearer {}", phone.token))
+            .send_json(body),
+    )
+}
+
+fn listed(body: &Value) -> Vec<String> {
+    body["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// A report written on the phone, offline.
+fn report(phone: &mut Phone, id: &str, category: &str, grid: GridCode, at: Position) {
+    let new = NewCase {
+        id: id.into(),
+        category: category.parse().expect("category"),
+        location: at,
+        grid: Some(grid),
+        address: "金水区 花园路".into(),
+        description: "井盖缺失，路口东侧".into(),
+        source: Source::Patrol,
+        source_ref: None,
+        caller: None,
+    };
+    let when = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
+    let case =
+        CaseDocument::create(&new, &phone.actor, &format!("{id}-report"), when).expect("report");
+    phone.write(id, &case);
+}
+
+#[test]
+fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
+    let [(grid, position), (other_grid, _)] = two_places();
+    let community = grid.community().to_string();
+    for database in databases() {
+        let url = &database.url;
+        wangge_ok(
+            &[
+                "grid",
+                "import",
+                "--grids",
+                &grids_file().display().to_string(),
+                "--database",
+                url,
+            ],
+            "",
+        );
+        add_user(
+            url,
+            "officer",
+            "enforcement_officer",
+            Some("enforcement"),
+            &community,
+        );
+        add_user(
+            url,
+            "maint",
+            "municipal_maintenance",
+            Some("municipal_maintenance"),
+            &community,
+        );
+        add_user(
+            url,
+            "outsider",
+            "municipal_maintenance",
+            Some("municipal_maintenance"),
+            &other_grid.community().to_string(),
+        );
+        add_user(url, "supervisor", "district_supervisor", None, JINSHUI);
+        let server = Server::start(url, &[]);
+        let backend = database.backend;
+
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let mut maint = Phone::login(&server, "maint", PASSWORD);
+        let outsider = Phone::login(&server, "outsider", PASSWORD);
+        let supervisor = Phone::login(&server, "supervisor", PASSWORD);
+        let mut maint_push = maint.push(&server);
+        maint_push.expect("hello");
+
+        // Reported offline: C0102 污水井盖 (a sewage manhole cover), dispatched at once
+        // by the built-in rules. The server's dispatch comes back in the same reply.
+        let id = "0193f0a0-0000-7000-8000-0000000000c1";
+        report(&mut officer, id, "C0102", grid, position);
+        let round = officer.sync(&server);
+        assert_eq!(round.acknowledged, 1, "{backend}");
+        let on_officer = officer.fold(id);
+        assert_eq!(on_officer.status, Some(Status::Dispatched), "{backend}");
+        let assignment = on_officer.assignment.clone().expect("assignment");
+        assert_eq!(assignment.team.as_str(), "municipal_maintenance");
+        assert_eq!(assignment.assignee.as_deref(), Some("maint"), "{backend}");
+
+        // The assignee's connected phone is told, and gets the case on its sync.
+        let notice = maint_push.expect("dispatch");
+        assert_eq!(notice["case"], json!(id), "{backend}");
+        maint.sync(&server);
+        assert_eq!(maint.fold(id).status, Some(Status::Dispatched));
+
+        // The server's view, materialized in the same transaction.
+        let (status, body) = get(&server, &supervisor, &format!("/v1/cases?grid={community}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(listed(&body), vec![id.to_owned()], "{backend}");
+        let row = &body["cases"][0];
+        assert_eq!(row["status"], "dispatched");
+        assert_eq!(row["grid"], json!(grid.to_string()));
+        assert_eq!(row["street"], json!(grid.street().to_string()));
+        assert_eq!(row["assignee"], "maint");
+        assert_eq!(row["step"], "handle");
+        assert!(row["due_at"].is_i64(), "{row}");
+
+        // Handled offline, synced.
+        maint.act(id, Action::Handle, 30);
+        maint.sync(&server);
+        let (_, body) = get(&server, &supervisor, "/v1/cases?status=handled");
+        assert_eq!(listed(&body), vec![id.to_owned()], "{backend}");
+
+        // A worker may not verify; out of scope is not found; nonsense is refused.
+        let (status, body) = act(&server, &maint, id, json!({ "action": "verify" }));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("action_refused"))
+        );
+        let (status, _) = act(&server, &outsider, id, json!({ "action": "comment" }));
+        assert_eq!(status, 404, "{backend}");
+        let (status, body) = act(&server, &supervisor, id, json!({ "action": "fly" }));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_action"))
+        );
+
+        // The supervisor verifies and closes from the command centre.
+        let (status, body) = act(
+            &server,
+            &supervisor,
+            id,
+            json!({ "action": "verify", "note": "现场核查：已修复" }),
+        );
+        assert_eq!(status, 200, "{backend}: {body}");
+        let (status, body) = act(&server, &supervisor, id, json!({ "action": "close" }));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["case"]["status"], "closed");
+        assert_eq!(body["status_zh"], "已结案");
+
+        // The same folded case everywhere.
+        let (status, shown) = get(&server, &supervisor, &format!("/v1/cases/{id}"));
+        assert_eq!(status, 200, "{shown}");
+        assert_eq!(shown["case"]["status"], "closed");
+        assert!(shown["case"]["closed_at"].is_i64());
+        let timeline: Vec<(String, String)> = shown["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .filter(|e| e["applied"] == true)
+            .map(|e| {
+                (
+                    e["role"].as_str().unwrap_or("").to_owned(),
+                    e["action"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = [
+            ("enforcement_officer", "report"),
+            ("server", "accept"),
+            ("server", "register"),
+            ("server", "dispatch"),
+            ("municipal_maintenance", "handle"),
+            ("district_supervisor", "verify"),
+            ("district_supervisor", "close"),
+        ]
+        .iter()
+        .map(|(r, a)| ((*r).to_owned(), (*a).to_owned()))
+        .collect();
+        assert_eq!(timeline, expected, "{backend}");
+        for phone in [&mut officer, &mut maint] {
+            phone.sync(&server);
+            let view = phone.fold(id);
+            assert_eq!(
+                view.status,
+                Some(Status::Closed),
+                "{backend}: {}",
+                phone.actor.user
+            );
+            assert_eq!(
+                view.entries.len(),
+                shown["timeline"].as_array().map_or(0, Vec::len)
+            );
+            assert_eq!(view.assignment, on_officer.assignment);
+        }
+
+        // Scope: the other community's worker sees nothing of it.
+        let (status, _) = get(&server, &outsider, &format!("/v1/cases/{id}"));
+        assert_eq!(status, 404, "{backend}");
+        let (_, body) = get(&server, &outsider, "/v1/cases");
+        assert!(listed(&body).is_empty(), "{backend}: {body}");
+        let (_, body) = get(&server, &officer, "/v1/cases");
+        assert_eq!(listed(&body), vec![id.to_owned()], "{backend}: own grid");
+
+        // A queued category waits for the dispatcher, routed to nobody yet.
+        let queued = "0193f0a0-0000-7000-8000-0000000000c2";
+        report(&mut officer, queued, "E0102", grid, position);
+        officer.sync(&server);
+        assert_eq!(officer.fold(queued).status, Some(Status::Reported));
+        let (_, body) = get(
+            &server,
+            &supervisor,
+            "/v1/cases?status=reported&category=E01",
+        );
+        assert_eq!(listed(&body), vec![queued.to_owned()], "{backend}");
+        assert_eq!(body["cases"][0]["team"], Value::Null);
+
+        // Bad queries.
+        for bad in [
+            "/v1/cases?status=lost",
+            "/v1/cases?grid=41",
+            "/v1/cases?limit=0",
+            "/v1/cases?category=X1",
+        ] {
+            let (status, body) = get(&server, &supervisor, bad);
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some("invalid_query")),
+                "{bad}"
+            );
+        }
+        let (status, _) = get(&server, &supervisor, "/v1/cases/no-such-case");
+        assert_eq!(status, 404);
+    }
+}
