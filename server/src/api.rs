@@ -633,7 +633,7 @@ async fn sync(
         .await;
     match result {
         Ok((reply, stats)) => {
-            state.push.written(&writer_device, &stats.written);
+            announce(&state, &writer_device, &stats.written).await;
             tracing::info!(
                 stored_docs = stats.stored_docs,
                 stored_changes = stats.stored_changes,
@@ -651,6 +651,27 @@ async fn sync(
                 .into_response())
         }
         Err(error) => Err(sync_error(error)),
+    }
+}
+
+/// Tells the online devices what `writer` wrote: this node's sockets at once, the
+/// other nodes' through the store's fan-out (PostgreSQL only).
+pub(crate) async fn announce(
+    state: &AppState,
+    writer: &str,
+    written: &[wangge_sync_core::sync::server::Written],
+) {
+    if written.is_empty() {
+        return;
+    }
+    state.push.written(writer, written);
+    if state.store.backend() == crate::store::Backend::Postgres {
+        for message in state.push.to_other_nodes(writer, written) {
+            if let Err(error) = state.store.publish(&message).await {
+                // The other nodes' phones get the data on their next sync.
+                tracing::warn!(%error, "fan-out to the other nodes failed");
+            }
+        }
     }
 }
 

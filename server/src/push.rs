@@ -9,8 +9,12 @@
 //! just before the server closes the socket of a revoked device (checked every
 //! `check_every`, so within a minute of `wangge device revoke`).
 //!
-//! The hub is per node: across several nodes, notices would fan out through
-//! PostgreSQL LISTEN/NOTIFY (not built yet).
+//! The hub holds this node's sockets. Across several nodes on one PostgreSQL, every
+//! node publishes what its rounds wrote (`NOTIFY`, [`PushHub::to_other_nodes`]) and
+//! applies what the others wrote to its own sockets ([`PushHub::from_other_node`]),
+//! so a dispatch decided on node A reaches a phone connected to node B. A notice lost
+//! while a node's listening connection reconnects costs nothing but latency: the
+//! phone's next sync brings the data.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wangge_sync_core::sync::server::Written;
-use wangge_sync_core::sync::{Scope, UserScope};
+use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
 
 /// A notice, as the JSON text frame the phone receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,6 +48,10 @@ pub enum Notice {
     Revoked,
 }
 
+/// The most documents one fan-out message names (PostgreSQL's NOTIFY payload is
+/// under 8,000 bytes).
+const FANOUT_DOCUMENTS: usize = 24;
+
 struct Connection {
     id: u64,
     device: String,
@@ -54,6 +62,8 @@ struct Connection {
 /// The online devices of this node.
 pub struct PushHub {
     connections: Mutex<Vec<Connection>>,
+    /// This node's id in fan-out messages (its own come back to it and are skipped).
+    node: String,
     next_id: AtomicU64,
     /// How often a connection checks that its device is not revoked.
     pub check_every: Duration,
@@ -73,6 +83,7 @@ impl PushHub {
     pub fn new(check_every: Duration) -> PushHub {
         PushHub {
             connections: Mutex::new(Vec::new()),
+            node: uuid::Uuid::now_v7().simple().to_string(),
             next_id: AtomicU64::new(1),
             check_every,
         }
@@ -144,6 +155,87 @@ impl PushHub {
                 }
             }
             let _ = connection.sender.send(Notice::SyncNow { documents });
+        }
+    }
+}
+
+fn meta_json(meta: &DocMeta) -> serde_json::Value {
+    serde_json::json!({
+        "grids": meta.grids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "owner": meta.owner,
+        "assignees": meta.assignees,
+    })
+}
+
+fn meta_from_json(value: &serde_json::Value) -> Option<DocMeta> {
+    let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    Some(DocMeta {
+        grids: strings(&value["grids"])?
+            .iter()
+            .map(|g| g.parse().ok())
+            .collect::<Option<Vec<_>>>()?,
+        owner: value["owner"].as_str().map(str::to_owned),
+        assignees: strings(&value["assignees"])?,
+    })
+}
+
+impl PushHub {
+    /// What a round by `writer` wrote, as messages for the other nodes.
+    pub fn to_other_nodes(&self, writer: &str, written: &[Written]) -> Vec<String> {
+        written
+            .chunks(FANOUT_DOCUMENTS)
+            .map(|chunk| {
+                let written: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|w| {
+                        serde_json::json!({
+                            "id": w.id,
+                            "kind": w.kind.as_str(),
+                            "meta": meta_json(&w.meta),
+                            "previous": w.previous.as_ref().map(meta_json),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "node": self.node, "writer": writer, "written": written })
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Applies another node's message to this node's sockets (its own are skipped).
+    pub fn from_other_node(&self, message: &str) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(message) else {
+            tracing::warn!(message, "unreadable fan-out message");
+            return;
+        };
+        if value["node"].as_str() == Some(self.node.as_str()) {
+            return;
+        }
+        let writer = value["writer"].as_str().unwrap_or_default();
+        let written: Option<Vec<Written>> = value["written"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| {
+                Some(Written {
+                    id: w["id"].as_str()?.to_owned(),
+                    kind: DocKind::parse(w["kind"].as_str()?)?,
+                    meta: meta_from_json(&w["meta"])?,
+                    previous: match &w["previous"] {
+                        serde_json::Value::Null => None,
+                        previous => Some(meta_from_json(previous)?),
+                    },
+                })
+            })
+            .collect();
+        match written {
+            Some(written) => self.written(writer, &written),
+            None => tracing::warn!(message, "malformed fan-out message"),
         }
     }
 }

@@ -347,3 +347,58 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         assert_eq!(status, 404);
     }
 }
+
+#[test]
+fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
+    let [(grid, position), _] = two_places();
+    let community = grid.community().to_string();
+    let Some(database) = databases().into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("two nodes need PostgreSQL: skipped (set WANGGE_TEST_POSTGRES_URL)");
+        return;
+    };
+    let url = &database.url;
+    wangge_ok(
+        &[
+            "grid",
+            "import",
+            "--grids",
+            &grids_file().display().to_string(),
+            "--database",
+            url,
+        ],
+        "",
+    );
+    add_user(
+        url,
+        "officer",
+        "enforcement_officer",
+        Some("enforcement"),
+        &community,
+    );
+    add_user(
+        url,
+        "maint",
+        "municipal_maintenance",
+        Some("municipal_maintenance"),
+        &community,
+    );
+    let node_a = Server::start(url, &[]);
+    let node_b = Server::start(url, &[]);
+    let mut officer = Phone::login(&node_a, "officer", PASSWORD);
+    let mut maint = Phone::login(&node_b, "maint", PASSWORD);
+    let mut push = maint.push(&node_b);
+    push.expect("hello");
+
+    let id = "0193f0a0-0000-7000-8000-0000000000d1";
+    report(&mut officer, id, "C0102", grid, position);
+    officer.sync(&node_a);
+    assert_eq!(push.expect("dispatch")["case"], json!(id));
+    let round = maint.sync(&node_b);
+    assert_eq!(round.received, 1);
+    let view = maint.fold(id);
+    assert_eq!(view.status, Some(Status::Dispatched));
+    assert_eq!(
+        view.assignment.and_then(|a| a.assignee).as_deref(),
+        Some("maint")
+    );
+}

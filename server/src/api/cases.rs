@@ -359,15 +359,13 @@ pub(super) async fn act(
         now: now_ms,
     };
     state.store.document_write(&write, &derive, now_ms).await?;
-    state.push.written(
-        &claims.act,
-        &[Written {
-            id: id.clone(),
-            kind: DocKind::Case,
-            meta,
-            previous: Some(meta_of(&row)),
-        }],
-    );
+    let written = [Written {
+        id: id.clone(),
+        kind: DocKind::Case,
+        meta,
+        previous: Some(meta_of(&row)),
+    }];
+    super::announce(&state, &claims.act, &written).await;
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state
         .store

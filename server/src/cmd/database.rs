@@ -174,6 +174,16 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         }
         None => Ownership::builtin(Catalog::builtin()).context("the built-in ownership rules")?,
     };
+    let push = Arc::new(wangge_server::push::PushHub::new(settings.push_check_every));
+    // What the other nodes' rounds wrote, for this node's sockets.
+    if let Some(mut messages) = store.subscribe().await? {
+        let push = Arc::clone(&push);
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                push.from_other_node(&message);
+            }
+        });
+    }
     let grids = grids.map(Arc::new);
     let ownership = Arc::new(ownership);
     let rules = Arc::new(wangge_server::cases::CaseRules {
@@ -190,7 +200,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
             Default::default(),
             rules,
         )),
-        push: Arc::new(wangge_server::push::PushHub::new(settings.push_check_every)),
+        push,
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

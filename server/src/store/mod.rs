@@ -49,6 +49,15 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+/// Messages between the nodes that share a database: PostgreSQL `NOTIFY` / `LISTEN`
+/// on a channel of the schema; nothing on SQLite, which one node serves.
+pub trait Fanout: Send + Sync {
+    /// Sends `message` to every node listening (this one too).
+    fn publish<'a>(&'a self, message: &'a str) -> StoreFuture<'a, ()>;
+    /// The messages every node publishes, as they arrive; `None` without fan-out.
+    fn subscribe(&self) -> StoreFuture<'_, Option<tokio::sync::mpsc::UnboundedReceiver<String>>>;
+}
+
 /// Which database a store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -169,7 +178,7 @@ pub struct StoredGrid {
 }
 
 /// Every storage operation the server needs.
-pub trait Store: sync::SyncStore + cases::CaseStore + Send + Sync + 'static {
+pub trait Store: sync::SyncStore + cases::CaseStore + Fanout + Send + Sync + 'static {
     /// Which database.
     fn backend(&self) -> Backend;
     /// Applies the pending migrations.

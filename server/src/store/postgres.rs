@@ -12,6 +12,9 @@ use super::{Backend, StoreError, impl_store};
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool<Postgres>,
+    /// The fan-out channel: one per schema, so databases sharing a server (tests'
+    /// schemas) never hear each other.
+    channel: String,
 }
 
 impl PostgresStore {
@@ -28,7 +31,13 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(PostgresStore { pool })
+        let (schema,): (Option<String>,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await?;
+        Ok(PostgresStore {
+            pool,
+            channel: format!("wangge_push_{}", schema.as_deref().unwrap_or("public")),
+        })
     }
 
     fn migrator() -> sqlx::migrate::Migrator {
@@ -39,3 +48,44 @@ impl PostgresStore {
 impl_store!(PostgresStore, Postgres, Backend::Postgres);
 impl_sync_store!(PostgresStore, Postgres);
 super::cases::impl_case_store!(PostgresStore, Postgres);
+
+impl super::Fanout for PostgresStore {
+    fn publish<'a>(&'a self, message: &'a str) -> super::StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.channel)
+                .bind(message)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(
+        &self,
+    ) -> super::StoreFuture<'_, Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        Box::pin(async move {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            listener.listen(&self.channel).await?;
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(notification) => {
+                            if sender.send(notification.payload().to_owned()).is_err() {
+                                return; // nobody listens any more
+                            }
+                        }
+                        // The listener reconnects on the next call; what was sent in
+                        // between is lost (phones' next sync brings the data).
+                        Err(error) => {
+                            tracing::warn!(%error, "fan-out listener lost its connection");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+            Ok(Some(receiver))
+        })
+    }
+}

@@ -43,3 +43,15 @@ impl SqliteStore {
 impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 impl_sync_store!(SqliteStore, Sqlite);
 super::cases::impl_case_store!(SqliteStore, Sqlite);
+
+impl super::Fanout for SqliteStore {
+    fn publish<'a>(&'a self, _message: &'a str) -> super::StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe(
+        &self,
+    ) -> super::StoreFuture<'_, Option<tokio::sync::mpsc::UnboundedReceiver<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+}
