@@ -40,6 +40,8 @@ pub struct AppState {
     pub sync: Arc<crate::sync::SyncEngine>,
     /// The online devices' push sockets.
     pub push: Arc<crate::push::PushHub>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
@@ -633,6 +636,19 @@ async fn sync(
         .await;
     match result {
         Ok((reply, stats)) => {
+            let metrics = &state.metrics;
+            metrics.round(if stats.refused > 0 {
+                "refused"
+            } else {
+                "stored"
+            });
+            metrics.sync_changes.inc_by(stats.stored_changes as u64);
+            metrics
+                .automatic_changes
+                .inc_by(stats.automatic_changes as u64);
+            metrics
+                .sync_seconds
+                .observe(started.elapsed().as_secs_f64());
             announce(&state, &writer_device, &stats.written).await;
             tracing::info!(
                 stored_docs = stats.stored_docs,
@@ -650,8 +666,24 @@ async fn sync(
             )
                 .into_response())
         }
-        Err(error) => Err(sync_error(error)),
+        Err(error) => {
+            let error = sync_error(error);
+            state.metrics.round(error.code);
+            Err(error)
+        }
     }
+}
+
+/// `GET /metrics`: Prometheus text (see [`crate::metrics`]).
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(state.push.online()),
+    )
+        .into_response()
 }
 
 /// Tells the online devices what `writer` wrote: this node's sockets at once, the

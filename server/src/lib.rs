@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cases;
 pub mod config;
 pub mod grids;
+pub mod metrics;
 pub mod photos;
 pub mod push;
 pub mod store;

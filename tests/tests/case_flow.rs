@@ -345,6 +345,21 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         }
         let (status, _) = get(&server, &supervisor, "/v1/cases/no-such-case");
         assert_eq!(status, 404);
+
+        // What an operator watches.
+        let mut response = http().get(server.url("/metrics")).call().expect("metrics");
+        assert_eq!(response.status().as_u16(), 200);
+        let text = response.body_mut().read_to_string().expect("text");
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        assert_eq!(value("wangge_case_actions_total "), 2.0, "{backend}");
+        assert_eq!(value("wangge_automatic_changes_total "), 3.0, "{text}");
+        assert!(value("wangge_sync_rounds_total{outcome=\"stored\"} ") >= 6.0);
+        assert_eq!(value("wangge_push_sockets "), 1.0);
+        assert!(value("wangge_resident_memory_bytes ") > 1e6);
     }
 }
 

@@ -365,6 +365,7 @@ pub(super) async fn act(
         meta,
         previous: Some(meta_of(&row)),
     }];
+    state.metrics.case_actions.inc();
     super::announce(&state, &claims.act, &written).await;
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state

@@ -201,6 +201,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
             rules,
         )),
         push,
+        metrics: Arc::new(wangge_server::metrics::Metrics::new()),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

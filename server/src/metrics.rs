@@ -1,0 +1,138 @@
+//! `GET /metrics`: what an operator watches, in the Prometheus text format
+//! (`prometheus-client`, the Prometheus project's own Rust client, OpenMetrics
+//! encoding). Sync rounds and what they stored, the server's own changes (routing and
+//! automatic dispatch), API case actions, push sockets and notices, and the process's
+//! resident memory. Unauthenticated, like `/healthz`: keep it on the operators'
+//! network.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A sync round's outcome, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoundLabels {
+    /// `stored` (a reply with data), `refused` (a refused batch) or the error code.
+    pub outcome: String,
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Sync rounds by outcome.
+    pub sync_rounds: Family<RoundLabels, Counter>,
+    /// Changes stored by sync rounds (the server's own included).
+    pub sync_changes: Counter,
+    /// Changes the server wrote by itself (routing, automatic dispatch).
+    pub automatic_changes: Counter,
+    /// Round duration, seconds.
+    pub sync_seconds: Histogram,
+    /// Case actions taken through the API.
+    pub case_actions: Counter,
+    /// Open push sockets on this node.
+    pub push_sockets: Gauge,
+    /// Resident memory of the process, bytes (read at each scrape).
+    resident_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("wangge");
+        let sync_rounds = Family::<RoundLabels, Counter>::default();
+        let sync_changes = Counter::default();
+        let automatic_changes = Counter::default();
+        // 1 ms … ~4 s.
+        let sync_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 13));
+        let case_actions = Counter::default();
+        let push_sockets = Gauge::default();
+        let resident_bytes = Gauge::default();
+        registry.register(
+            "sync_rounds",
+            "Sync rounds, by outcome",
+            sync_rounds.clone(),
+        );
+        registry.register(
+            "sync_changes_stored",
+            "Document changes stored by sync rounds",
+            sync_changes.clone(),
+        );
+        registry.register(
+            "automatic_changes",
+            "Changes the server wrote by itself (routing, automatic dispatch)",
+            automatic_changes.clone(),
+        );
+        registry.register(
+            "sync_round_seconds",
+            "Duration of a sync round",
+            sync_seconds.clone(),
+        );
+        registry.register(
+            "case_actions",
+            "Case actions taken through the API",
+            case_actions.clone(),
+        );
+        registry.register(
+            "push_sockets",
+            "Open push WebSockets on this node",
+            push_sockets.clone(),
+        );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident set size of the process",
+            resident_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            sync_rounds,
+            sync_changes,
+            automatic_changes,
+            sync_seconds,
+            case_actions,
+            push_sockets,
+            resident_bytes,
+        }
+    }
+
+    /// Counts a round by its outcome.
+    pub fn round(&self, outcome: &str) {
+        self.sync_rounds
+            .get_or_create(&RoundLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self, open_sockets: usize) -> String {
+        self.push_sockets
+            .set(i64::try_from(open_sockets).unwrap_or(i64::MAX));
+        if let Some(bytes) = resident_bytes() {
+            self.resident_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "metrics encoding failed");
+        }
+        text
+    }
+}
+
+/// VmRSS of this process (Linux), bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
