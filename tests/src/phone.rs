@@ -64,15 +64,25 @@ impl Phone {
 
     /// Posts a sync body with this content type; the status and the answer's bytes.
     pub fn post(&self, server: &Server, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.try_post(&server.url("/v1/sync"), content_type, body)
+            .expect("the request reaches the server")
+    }
+
+    /// Posts a sync body to `url`; an error when the connection fails.
+    pub fn try_post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), ureq::Error> {
         let mut response = http()
-            .post(server.url("/v1/sync"))
+            .post(url)
             .header("Authorization", format!("Bearer {}", self.token))
             .header("Content-Type", content_type)
-            .send(body)
-            .expect("the request reaches the server");
+            .send(body)?;
         let status = response.status().as_u16();
-        let bytes = response.body_mut().read_to_vec().expect("body");
-        (status, bytes)
+        let bytes = response.body_mut().read_to_vec()?;
+        Ok((status, bytes))
     }
 
     /// The case `id` as this phone holds it.

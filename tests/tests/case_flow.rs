@@ -417,3 +417,104 @@ fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
         Some("maint")
     );
 }
+
+/// `kill -9` of the server while phones sync, several times, at different moments:
+/// after a restart every report the phone wrote is on the server exactly once, and
+/// nothing the server acknowledged is missing.
+#[test]
+fn a_server_killed_in_the_middle_of_sync_rounds_loses_nothing_it_acknowledged() {
+    let [(grid, position), _] = two_places();
+    let community = grid.community().to_string();
+    for database in databases() {
+        let url = &database.url;
+        let backend = database.backend;
+        wangge_ok(
+            &[
+                "grid",
+                "import",
+                "--grids",
+                &grids_file().display().to_string(),
+                "--database",
+                url,
+            ],
+            "",
+        );
+        add_user(
+            url,
+            "officer",
+            "enforcement_officer",
+            Some("enforcement"),
+            &community,
+        );
+        add_user(url, "supervisor", "district_supervisor", None, JINSHUI);
+        let mut server = Server::start(url, &[]);
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let mut written = 0;
+        let mut cut = 0;
+        for (attempt, delay_ms) in [0u64, 10, 40, 100, 250, 1500].into_iter().enumerate() {
+            for n in 0..25 {
+                report(
+                    &mut officer,
+                    &format!("0193f0a0-0000-7000-8000-{attempt:04}{n:08}"),
+                    "E0102",
+                    grid,
+                    position,
+                );
+                written += 1;
+            }
+            let sync_url = server.url("/v1/sync");
+            let request = officer
+                .session
+                .prepare(&mut officer.store)
+                .expect("prepare");
+            let answer = std::thread::scope(|scope| {
+                let phone = &officer;
+                let posting =
+                    scope.spawn(|| phone.try_post(&sync_url, "application/cbor", &request));
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                drop(server); // SIGKILL, mid-round or not
+                posting.join().expect("the posting thread")
+            });
+            match answer {
+                Ok((200, reply)) => {
+                    officer
+                        .session
+                        .receive(&mut officer.store, &reply)
+                        .expect("a whole reply is received");
+                }
+                _ => {
+                    cut += 1;
+                    officer.session.abandon();
+                }
+            }
+            server = Server::start(url, &[]);
+        }
+        eprintln!("{backend}: {cut} of 6 rounds cut by kill -9");
+        assert!(cut >= 1, "{backend}: a kill at 0 ms cuts its round");
+        officer.sync(&server);
+        let unsent = officer
+            .store
+            .documents()
+            .values()
+            .filter(|d| d.unsent)
+            .count();
+        assert_eq!(
+            unsent, 0,
+            "{backend}: everything delivered after the restarts"
+        );
+        let supervisor = Phone::login(&server, "supervisor", PASSWORD);
+        let (status, body) = get(&server, &supervisor, "/v1/cases?limit=500");
+        assert_eq!(status, 200, "{body}");
+        let mut ids = listed(&body);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            written,
+            "{backend}: every report once ({cut} rounds cut)"
+        );
+        let mut held: Vec<String> = officer.store.documents().keys().cloned().collect();
+        held.sort();
+        assert_eq!(ids, held, "{backend}");
+    }
+}
