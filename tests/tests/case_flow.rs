@@ -518,3 +518,128 @@ fn a_server_killed_in_the_middle_of_sync_rounds_loses_nothing_it_acknowledged() 
         assert_eq!(ids, held, "{backend}");
     }
 }
+
+/// A posting and the statuses it gets: (user, role, team, scope, read, comment, verify).
+type Cell<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, u16, u16);
+
+/// Who may read and act on a case, cell by cell: roles × (the case's community, its
+/// street, its district, another community, another district, the city) × (read,
+/// comment, verify). Out of scope is 404 (not told apart from a case that does not
+/// exist); in scope but not allowed by the workflow is 409.
+#[test]
+fn the_scope_matrix_of_the_case_endpoints() {
+    let [(grid, position), (other_grid, _)] = two_places();
+    let community = grid.community().to_string();
+    let street = grid.street().to_string();
+    let other_community = other_grid.community().to_string();
+    for database in databases() {
+        let url = &database.url;
+        let backend = database.backend;
+        wangge_ok(
+            &[
+                "grid",
+                "import",
+                "--grids",
+                &grids_file().display().to_string(),
+                "--database",
+                url,
+            ],
+            "",
+        );
+        // (user, role, team, scope, read, comment, verify). Verify is tried in this
+        // order on a handled case: every refusal first, then the one that applies
+        // (after which the status refuses it to everyone).
+        let matrix: [Cell<'_>; 9] = [
+            (
+                "officer",
+                "enforcement_officer",
+                Some("enforcement"),
+                &community,
+                200,
+                200,
+                409,
+            ),
+            (
+                "neighbour",
+                "enforcement_officer",
+                Some("enforcement"),
+                &other_community,
+                404,
+                404,
+                404,
+            ),
+            (
+                "other_leader",
+                "grid_leader",
+                None,
+                &other_community,
+                404,
+                404,
+                404,
+            ),
+            (
+                "street_dispatcher",
+                "dispatcher",
+                None,
+                &street,
+                200,
+                200,
+                409,
+            ),
+            (
+                "zhongyuan",
+                "district_supervisor",
+                None,
+                "410102",
+                404,
+                404,
+                404,
+            ),
+            ("hotline", "hotline_operator", None, "*", 200, 200, 409),
+            (
+                "maint",
+                "municipal_maintenance",
+                Some("municipal_maintenance"),
+                &community,
+                200,
+                200,
+                409,
+            ),
+            ("city", "city_supervisor", None, "*", 200, 200, 200),
+            // May verify, but the city has: the case is verified by now.
+            ("leader", "grid_leader", None, &community, 200, 200, 409),
+        ];
+        for (user, role, team, scope, ..) in &matrix {
+            add_user(url, user, role, *team, scope);
+        }
+        let server = Server::start(url, &[]);
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let id = "0193f0a0-0000-7000-8000-0000000000e1";
+        report(&mut officer, id, "C0102", grid, position);
+        officer.sync(&server);
+        // Dispatched by the server to maint, posted there; maint handles it.
+        let maint = Phone::login(&server, "maint", PASSWORD);
+        let (status, body) = act(&server, &maint, id, json!({ "action": "handle" }));
+        assert_eq!(status, 200, "{backend}: {body}");
+        for (user, _, _, _, read, comment, verify) in matrix {
+            let phone = Phone::login(&server, user, PASSWORD);
+            let (status, body) = get(&server, &phone, &format!("/v1/cases/{id}"));
+            assert_eq!(status, read, "{backend}: {user} reads: {body}");
+            let (_, list) = get(&server, &phone, "/v1/cases");
+            assert_eq!(
+                listed(&list).contains(&id.to_owned()),
+                read == 200,
+                "{backend}: {user} lists: {list}"
+            );
+            let (status, body) = act(
+                &server,
+                &phone,
+                id,
+                json!({ "action": "comment", "note": user }),
+            );
+            assert_eq!(status, comment, "{backend}: {user} comments: {body}");
+            let (status, body) = act(&server, &phone, id, json!({ "action": "verify" }));
+            assert_eq!(status, verify, "{backend}: {user} verifies: {body}");
+        }
+    }
+}
