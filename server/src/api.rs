@@ -688,7 +688,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Tells the online devices what `writer` wrote: this node's sockets at once, the
 /// other nodes' through the store's fan-out (PostgreSQL only).
-pub(crate) async fn announce(
+pub async fn announce(
     state: &AppState,
     writer: &str,
     written: &[wangge_sync_core::sync::server::Written],

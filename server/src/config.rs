@@ -74,15 +74,23 @@ pub fn lifetimes_from_env() -> Result<TokenLifetimes, String> {
 
 /// `WANGGE_PUSH_CHECK_SECONDS` (default 30).
 pub fn push_check_from_env() -> Result<std::time::Duration, String> {
-    match std::env::var("WANGGE_PUSH_CHECK_SECONDS") {
-        Err(_) => Ok(std::time::Duration::from_secs(30)),
+    seconds_from_env("WANGGE_PUSH_CHECK_SECONDS", 30)
+}
+
+/// `WANGGE_ESCALATE_SECONDS` (default 60): how often overdue cases are escalated.
+pub fn escalate_every_from_env() -> Result<std::time::Duration, String> {
+    seconds_from_env("WANGGE_ESCALATE_SECONDS", 60)
+}
+
+/// A number of seconds in 1..=3600 from the environment variable `name`.
+fn seconds_from_env(name: &str, default: u64) -> Result<std::time::Duration, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(std::time::Duration::from_secs(default)),
         Ok(text) => text
             .parse::<u64>()
             .ok()
             .filter(|s| (1..=3600).contains(s))
             .map(std::time::Duration::from_secs)
-            .ok_or_else(|| {
-                format!("WANGGE_PUSH_CHECK_SECONDS={text:?} is not a number of seconds in 1..=3600")
-            }),
+            .ok_or_else(|| format!("{name}={text:?} is not a number of seconds in 1..=3600")),
     }
 }

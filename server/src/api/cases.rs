@@ -358,7 +358,11 @@ pub(super) async fn act(
         rules: &state.sync.rules,
         now: now_ms,
     };
-    state.store.document_write(&write, &derive, now_ms).await?;
+    // No heads condition: like any device's edit, it merges with what came meanwhile.
+    state
+        .store
+        .document_write(&write, None, &derive, now_ms)
+        .await?;
     let written = [Written {
         id: id.clone(),
         kind: DocKind::Case,

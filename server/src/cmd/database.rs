@@ -191,7 +191,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         grids: grids.clone(),
         ownership: Arc::clone(&ownership),
     });
-    let app = api::router(AppState {
+    let state = AppState {
         store,
         auth: Arc::new(auth),
         grids,
@@ -202,7 +202,10 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         )),
         push,
         metrics: Arc::new(wangge_server::metrics::Metrics::new()),
-    });
+    };
+    let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
+    tokio::spawn(escalate_periodically(state.clone(), escalate_every));
+    let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -216,6 +219,26 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Escalates overdue cases every `every` (see `wangge_server::escalation`).
+async fn escalate_periodically(state: AppState, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = chrono::DateTime::from_timestamp_millis(api::now_ms()).unwrap_or_default();
+        match wangge_server::escalation::escalate_overdue_cases(
+            &state.store,
+            &state.sync.rules,
+            now,
+        )
+        .await
+        {
+            Ok(written) => api::announce(&state, "server", &written).await,
+            Err(error) => tracing::error!(%error, "overdue escalation pass failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -46,10 +46,13 @@ pub trait SyncStore: Send + Sync {
         now: i64,
     ) -> StoreFuture<'a, ()>;
     /// Stores one document's new changes (the server's or an API caller's, not a sync
-    /// round's) in one transaction.
+    /// round's) in one transaction. With `expect`, only if the stored document's
+    /// heads are still these (`StoreError::Conflict` otherwise): for the server's
+    /// decisions that two nodes must not both take.
     fn document_write<'a>(
         &'a self,
         write: &'a DocWrite,
+        expect: Option<&'a [ChangeHash]>,
         derive: &'a dyn Derive,
         now: i64,
     ) -> StoreFuture<'a, ()>;
@@ -364,11 +367,29 @@ macro_rules! impl_sync_store {
             fn document_write<'a>(
                 &'a self,
                 write: &'a wangge_sync_core::sync::server::DocWrite,
+                expect: Option<&'a [automerge::ChangeHash]>,
                 derive: &'a dyn $crate::store::cases::Derive,
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
                     let mut tx = self.pool.begin().await?;
+                    if let Some(expected) = expect {
+                        // Takes the row's lock (PostgreSQL) or the write lock (SQLite)
+                        // first, so the check and the write are one step.
+                        let locked = sqlx::query(
+                            "UPDATE documents SET updated_at = updated_at WHERE id = $1 AND heads = $2",
+                        )
+                        .bind(&write.id)
+                        .bind($crate::store::sync::heads_to_bytes(expected))
+                        .execute(&mut *tx)
+                        .await?;
+                        if locked.rows_affected() == 0 {
+                            return Err($crate::store::StoreError::Conflict {
+                                what: "document changed meanwhile",
+                                id: write.id.clone(),
+                            });
+                        }
+                    }
                     write_document(&mut tx, write, derive, now).await?;
                     tx.commit().await?;
                     Ok(())

@@ -141,6 +141,38 @@ impl Automation<'_> {
     }
 }
 
+/// Escalates (逐级上报) a case whose running step is past its due time to the next
+/// level of the responsibility chain (street → district → city), as `server`; returns
+/// whether it did. Escalation starts a new dispatch step at the higher level, so an
+/// overdue step is escalated once; a case at city level stays where it is.
+pub fn escalate_overdue(
+    context: &WorkflowContext<'_>,
+    doc: &mut CaseDocument,
+    server: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, CaseError> {
+    let view = doc.fold(context);
+    if !matches!(view.status, Some(Status::Registered | Status::Dispatched))
+        || !view.is_overdue(now)
+        || view.level.up().is_none()
+    {
+        return Ok(false);
+    }
+    let step = view.current_step().map(|s| (s.step, s.due_at));
+    let note = match step {
+        Some((step, Some(due))) => format!(
+            "超期升级 overdue escalation: {} ({}) was due {}",
+            step.name_zh(),
+            step.as_str(),
+            due.to_rfc3339()
+        ),
+        _ => "超期升级 overdue escalation".to_owned(),
+    };
+    let id = format!("server-{}-escalate", server.device);
+    doc.act(context, server, &id, Action::Escalate, now, Some(note))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -302,5 +334,36 @@ mod tests {
         assert_eq!(done.dispatched, None);
         assert_eq!(lost.read().grid, None);
         assert_eq!(lost.fold(&context()).status, Some(Status::Reported));
+    }
+
+    #[test]
+    fn an_overdue_case_goes_up_the_chain_once_per_step() {
+        use crate::role::Level;
+        // Dispatched automatically at minute 1; C0101's handling limit is short.
+        let mut doc = report("C0101", Some(GRID), 0.0);
+        run(&mut doc);
+        let server = cast().server;
+        let context = context();
+        let view = doc.fold(&context);
+        let due = view.current_step().unwrap().due_at.unwrap();
+        // Not yet due: nothing.
+        assert!(!escalate_overdue(&context, &mut doc, &server, due).unwrap());
+        let late = due + chrono::TimeDelta::minutes(1);
+        assert!(escalate_overdue(&context, &mut doc, &server, late).unwrap());
+        let view = doc.fold(&context);
+        assert_eq!(view.level, Level::District);
+        assert_eq!(view.status, Some(Status::Registered), "back to dispatch");
+        assert_eq!(view.counts.escalations, 1);
+        // The new dispatch step is not overdue yet: once per step.
+        assert!(!escalate_overdue(&context, &mut doc, &server, late).unwrap());
+        // Left undispatched past that step's due time too: up to the city, then no more.
+        let later = view.current_step().unwrap().due_at.unwrap() + chrono::TimeDelta::minutes(1);
+        let mut server2 = cast().server;
+        server2.device = format!("{:032x}", 99);
+        assert!(escalate_overdue(&context, &mut doc, &server2, later).unwrap());
+        let view = doc.fold(&context);
+        assert_eq!(view.level, Level::City);
+        let much_later = view.current_step().unwrap().due_at.unwrap() + chrono::TimeDelta::days(1);
+        assert!(!escalate_overdue(&context, &mut doc, &server, much_later).unwrap());
     }
 }

@@ -1,0 +1,166 @@
+//! Overdue escalation on both databases: a dispatched case left past its due time goes
+//! up one level, once per overdue step; a write conditional on stale heads is refused.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::{Fresh, backends, case_rules};
+use wangge_server::cases::Materializer;
+use wangge_server::escalation::escalate_overdue_cases;
+use wangge_server::store::{Store, StoreError};
+use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source};
+use wangge_sync_core::catalog::TeamId;
+use wangge_sync_core::role::{Actor, Role};
+use wangge_sync_core::sync::server::DocWrite;
+use wangge_sync_core::sync::{DocKind, DocMeta};
+
+fn actor(n: u32, role: Role, team: Option<&str>, scope: &str) -> Actor {
+    Actor {
+        user: format!("u{n}"),
+        role,
+        team: team.map(|t| TeamId::new(t).expect("team")),
+        scope: scope.parse().expect("scope"),
+        device: format!("{n:032x}"),
+    }
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
+        .single()
+        .expect("time")
+        + chrono::TimeDelta::minutes(minutes)
+}
+
+/// A case reported, accepted, registered and dispatched to sanitation at minute 3.
+fn dispatched_case(id: &str) -> CaseDocument {
+    let officer = actor(
+        1,
+        Role::EnforcementOfficer,
+        Some("enforcement"),
+        "410102001001",
+    );
+    let supervisor = actor(2, Role::DistrictSupervisor, None, "410102");
+    let new = NewCase {
+        id: id.into(),
+        category: "E0102".parse().expect("category"),
+        location: Position {
+            lon: 113.66,
+            lat: 34.75,
+            accuracy_m: Some(8.0),
+        },
+        grid: Some("410102001001001".parse().expect("grid")),
+        address: "金水路".into(),
+        description: "暴露垃圾".into(),
+        source: Source::Patrol,
+        source_ref: None,
+        caller: None,
+    };
+    let mut case = CaseDocument::create(&new, &officer, "r", at(0)).expect("report");
+    let rules = case_rules();
+    let context = rules.context();
+    let dispatch = Action::Dispatch {
+        team: TeamId::new("sanitation").expect("team"),
+        assignee: None,
+    };
+    for (n, action) in [Action::Accept, Action::Register, dispatch]
+        .into_iter()
+        .enumerate()
+    {
+        case.act(
+            &context,
+            &supervisor,
+            &format!("s{n}"),
+            action,
+            at(n as i64 + 1),
+            None,
+        )
+        .expect("act");
+    }
+    case
+}
+
+async fn store_case(store: &Arc<dyn Store>, id: &str, case: &CaseDocument) {
+    let rules = case_rules();
+    let write = DocWrite {
+        id: id.into(),
+        kind: DocKind::Case,
+        changes: case
+            .automerge()
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect(),
+        meta: DocMeta::of_case(&case.fold(&rules.context())),
+        heads: case.automerge().get_heads(),
+    };
+    let derive = Materializer {
+        rules: &rules,
+        now: 0,
+    };
+    store
+        .document_write(&write, None, &derive, 0)
+        .await
+        .expect("stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_case_is_escalated_once_per_step_on_every_backend() {
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        let rules = case_rules();
+        let case = dispatched_case("late");
+        store_case(&store, "late", &case).await;
+        let row = store.case_row("late").await.expect("read").expect("row");
+        let due = DateTime::from_timestamp_millis(row.due_at.expect("due")).expect("due");
+        assert_eq!(row.level, "street");
+
+        let on_time = escalate_overdue_cases(&store, &rules, due)
+            .await
+            .expect("pass");
+        assert!(on_time.is_empty(), "{backend:?}: not late yet");
+        let late = due + chrono::TimeDelta::minutes(5);
+        let written = escalate_overdue_cases(&store, &rules, late)
+            .await
+            .expect("pass");
+        assert_eq!(written.len(), 1, "{backend:?}");
+        let row = store.case_row("late").await.expect("read").expect("row");
+        assert_eq!(row.level, "district", "{backend:?}");
+        assert_eq!(row.status.as_deref(), Some("registered"));
+        assert_eq!(row.escalations, 1);
+        assert!(row.due_at.expect("new due") > late.timestamp_millis());
+        let again = escalate_overdue_cases(&store, &rules, late)
+            .await
+            .expect("pass");
+        assert!(again.is_empty(), "{backend:?}: once per overdue step");
+
+        // A write conditional on heads that are no longer the stored ones is refused.
+        let stale = case.automerge().get_heads();
+        let mut edit = case.clone();
+        let comment = actor(2, Role::DistrictSupervisor, None, "410102");
+        edit.act(&rules.context(), &comment, "c", Action::Comment, late, None)
+            .expect("comment");
+        let write = DocWrite {
+            id: "late".into(),
+            kind: DocKind::Case,
+            changes: edit
+                .automerge()
+                .get_changes(&stale)
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect(),
+            meta: DocMeta::of_case(&edit.fold(&rules.context())),
+            heads: edit.automerge().get_heads(),
+        };
+        let derive = Materializer {
+            rules: &rules,
+            now: 0,
+        };
+        let refused = store.document_write(&write, Some(&stale), &derive, 0).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{backend:?}: {refused:?}"
+        );
+    }
+}
