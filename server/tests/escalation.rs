@@ -5,33 +5,16 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
-use common::{Fresh, backends, case_rules};
+use chrono::DateTime;
+use common::{Fresh, actor, at, backends, case_rules};
 use wangge_server::cases::Materializer;
 use wangge_server::escalation::escalate_overdue_cases;
 use wangge_server::store::{Store, StoreError};
 use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source};
 use wangge_sync_core::catalog::TeamId;
-use wangge_sync_core::role::{Actor, Role};
+use wangge_sync_core::role::Role;
 use wangge_sync_core::sync::server::DocWrite;
 use wangge_sync_core::sync::{DocKind, DocMeta};
-
-fn actor(n: u32, role: Role, team: Option<&str>, scope: &str) -> Actor {
-    Actor {
-        user: format!("u{n}"),
-        role,
-        team: team.map(|t| TeamId::new(t).expect("team")),
-        scope: scope.parse().expect("scope"),
-        device: format!("{n:032x}"),
-    }
-}
-
-fn at(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
-        .single()
-        .expect("time")
-        + chrono::TimeDelta::minutes(minutes)
-}
 
 /// A case reported, accepted, registered and dispatched to sanitation at minute 3.
 fn dispatched_case(id: &str) -> CaseDocument {

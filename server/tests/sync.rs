@@ -8,35 +8,17 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
-use common::{Fresh, backends, case_rules};
+use common::{Fresh, actor, at, backends, case_rules};
 use wangge_server::store::Store;
 use wangge_server::sync::SyncEngine;
 use wangge_sync_core::calendar::WorkCalendar;
 use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, WorkflowContext};
-use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::catalog::Catalog;
 use wangge_sync_core::role::{Actor, Role};
 use wangge_sync_core::sync::device::{DeviceSession, RoundReport};
 use wangge_sync_core::sync::memory::MemoryDevice;
 use wangge_sync_core::sync::message::{Limits, RefusalCode};
 use wangge_sync_core::sync::{DocKind, load_chunks, sorted_heads};
-
-fn actor(n: u32, role: Role, team: Option<&str>, scope: &str) -> Actor {
-    Actor {
-        user: format!("u{n}"),
-        role,
-        team: team.map(|t| TeamId::new(t).expect("team")),
-        scope: scope.parse().expect("scope"),
-        device: format!("{n:032x}"),
-    }
-}
-
-fn at(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
-        .single()
-        .expect("time")
-        + chrono::TimeDelta::minutes(minutes)
-}
 
 fn new_case(id: &str) -> NewCase {
     NewCase {

@@ -215,3 +215,25 @@ pub fn databases() -> Vec<TestDatabase> {
     }
     databases
 }
+
+/// Adds a user with `wangge user add` (the password on stdin).
+pub fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str, password: &str) {
+    let mut args = vec![
+        "user",
+        "add",
+        "--database",
+        url,
+        "--id",
+        id,
+        "--name",
+        id,
+        "--role",
+        role,
+        "--scope",
+        scope,
+    ];
+    if let Some(team) = team {
+        args.extend(["--team", team]);
+    }
+    wangge_ok(&args, &format!("{password}\n"));
+}

@@ -45,6 +45,15 @@ fn grids_file() -> &'static PathBuf {
         .1
 }
 
+/// Imports the 金水区 grids into the database at `url`.
+fn import_grids(url: &str) {
+    let grids = grids_file().display().to_string();
+    wangge_ok(
+        &["grid", "import", "--grids", &grids, "--database", url],
+        "",
+    );
+}
+
 /// Two unit grids of different communities, each with a WGS-84 point inside it (as
 /// a phone's GPS would give).
 fn two_places() -> [(GridCode, Position); 2] {
@@ -84,24 +93,7 @@ fn two_places() -> [(GridCode, Position); 2] {
 }
 
 fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str) {
-    let mut args = vec![
-        "user",
-        "add",
-        "--database",
-        url,
-        "--id",
-        id,
-        "--name",
-        id,
-        "--role",
-        role,
-        "--scope",
-        scope,
-    ];
-    if let Some(team) = team {
-        args.extend(["--team", team]);
-    }
-    wangge_ok(&args, &format!("{PASSWORD}\n"));
+    wangge_tests::add_user(url, id, role, team, scope, PASSWORD);
 }
 
 fn get(server: &Server, phone: &Phone, path: &str) -> (u16, Value) {
@@ -156,17 +148,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
     let community = grid.community().to_string();
     for database in databases() {
         let url = &database.url;
-        wangge_ok(
-            &[
-                "grid",
-                "import",
-                "--grids",
-                &grids_file().display().to_string(),
-                "--database",
-                url,
-            ],
-            "",
-        );
+        import_grids(url);
         add_user(
             url,
             "officer",
@@ -372,17 +354,7 @@ fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
         return;
     };
     let url = &database.url;
-    wangge_ok(
-        &[
-            "grid",
-            "import",
-            "--grids",
-            &grids_file().display().to_string(),
-            "--database",
-            url,
-        ],
-        "",
-    );
+    import_grids(url);
     add_user(
         url,
         "officer",
@@ -428,17 +400,7 @@ fn a_server_killed_in_the_middle_of_sync_rounds_loses_nothing_it_acknowledged() 
     for database in databases() {
         let url = &database.url;
         let backend = database.backend;
-        wangge_ok(
-            &[
-                "grid",
-                "import",
-                "--grids",
-                &grids_file().display().to_string(),
-                "--database",
-                url,
-            ],
-            "",
-        );
+        import_grids(url);
         add_user(
             url,
             "officer",
@@ -535,17 +497,7 @@ fn the_scope_matrix_of_the_case_endpoints() {
     for database in databases() {
         let url = &database.url;
         let backend = database.backend;
-        wangge_ok(
-            &[
-                "grid",
-                "import",
-                "--grids",
-                &grids_file().display().to_string(),
-                "--database",
-                url,
-            ],
-            "",
-        );
+        import_grids(url);
         // (user, role, team, scope, read, comment, verify). Verify is tried in this
         // order on a handled case: every refusal first, then the one that applies
         // (after which the status refuses it to everyone).

@@ -14,24 +14,7 @@ use wangge_tests::{Server, answer, http, wangge_ok};
 const PASSWORD: &str = "巡查-2026-ok";
 
 fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str) {
-    let mut args = vec![
-        "user",
-        "add",
-        "--database",
-        url,
-        "--id",
-        id,
-        "--name",
-        id,
-        "--role",
-        role,
-        "--scope",
-        scope,
-    ];
-    if let Some(team) = team {
-        args.extend(["--team", team]);
-    }
-    wangge_ok(&args, &format!("{PASSWORD}\n"));
+    wangge_tests::add_user(url, id, role, team, scope, PASSWORD);
 }
 
 /// A database with an officer and a sanitation worker of one community, and a

@@ -67,3 +67,31 @@ pub fn case_rules() -> std::sync::Arc<wangge_server::cases::CaseRules> {
         ),
     })
 }
+
+/// An actor of user `u{n}` with device `n` (hex).
+#[allow(dead_code)]
+pub fn actor(
+    n: u32,
+    role: wangge_sync_core::role::Role,
+    team: Option<&str>,
+    scope: &str,
+) -> wangge_sync_core::role::Actor {
+    wangge_sync_core::role::Actor {
+        user: format!("u{n}"),
+        role,
+        team: team.map(|t| wangge_sync_core::catalog::TeamId::new(t).expect("team")),
+        scope: scope.parse().expect("scope"),
+        device: format!("{n:032x}"),
+    }
+}
+
+/// Monday 2026-11-23 09:00 Beijing time plus `minutes`.
+#[allow(dead_code)]
+pub fn at(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone as _;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 1, 0, 0)
+        .single()
+        .expect("time")
+        + chrono::TimeDelta::minutes(minutes)
+}
