@@ -770,6 +770,11 @@ async fn current_user(state: &AppState, claims: &Claims) -> Result<crate::store:
         })
 }
 
+/// A push socket's read buffer.
+const PUSH_BUFFER_BYTES: usize = 4 * 1024;
+/// The largest message a phone may send on its push socket.
+const PUSH_MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
 /// `GET /v1/push`: the device's push WebSocket (see [`crate::push`]).
 async fn push(
     State(state): State<AppState>,
@@ -782,6 +787,14 @@ async fn push(
         role: user.role,
         grids: user.scope,
     };
+    // An idle socket is most of what a node holds: tungstenite's default 128 KiB read
+    // buffer, allocated up front, was 112 KiB per idle connection (docs/BENCHMARKS.md).
+    // Notices are a few hundred bytes and the phone sends nothing but control frames.
+    let upgrade = upgrade
+        .read_buffer_size(PUSH_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(PUSH_MAX_MESSAGE_BYTES)
+        .max_frame_size(PUSH_MAX_MESSAGE_BYTES);
     Ok(upgrade.on_upgrade(move |socket| push_socket(state, claims, scope, socket)))
 }
 

@@ -133,6 +133,15 @@ impl ServerStorage for BlockingStorage<'_> {
         self.handle.block_on(self.store.sync_peer(device, id))
     }
 
+    fn peers_among(
+        &mut self,
+        device: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, PeerDoc>, StoreError> {
+        self.handle
+            .block_on(self.store.sync_peers_among(device, ids))
+    }
+
     fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, StoreError> {
         self.handle.block_on(self.store.sync_peers(device))
     }

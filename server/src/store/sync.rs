@@ -34,6 +34,12 @@ pub trait SyncStore: Send + Sync {
     fn sync_changed_since(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<CatalogueEntry>>;
     /// What a device holds of a document.
     fn sync_peer<'a>(&'a self, device: &'a str, id: &'a str) -> StoreFuture<'a, Option<PeerDoc>>;
+    /// The device's records of those of `ids` it has one of, in one query.
+    fn sync_peers_among<'a>(
+        &'a self,
+        device: &'a str,
+        ids: &'a [&'a str],
+    ) -> StoreFuture<'a, std::collections::HashMap<String, PeerDoc>>;
     /// Every document a device has a record of.
     fn sync_peers<'a>(&'a self, device: &'a str)
     -> StoreFuture<'a, Vec<(PeerDoc, CatalogueEntry)>>;
@@ -237,6 +243,40 @@ macro_rules! impl_sync_store {
                     .fetch_optional(&self.pool)
                     .await?;
                     row.map($crate::store::sync::peer_from).transpose()
+                })
+            }
+
+            fn sync_peers_among<'a>(
+                &'a self,
+                device: &'a str,
+                ids: &'a [&'a str],
+            ) -> $crate::store::StoreFuture<
+                'a,
+                std::collections::HashMap<String, wangge_sync_core::sync::server::PeerDoc>,
+            > {
+                Box::pin(async move {
+                    let mut found = std::collections::HashMap::new();
+                    if ids.is_empty() {
+                        return Ok(found);
+                    }
+                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                        "SELECT doc_id, confirmed, pending_serial, pending_heads, pending_evict
+                         FROM sync_peers WHERE device = ",
+                    );
+                    q.push_bind(device).push(" AND doc_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    #[allow(clippy::type_complexity)]
+                    let rows: Vec<(String, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>, bool)> =
+                        q.build_query_as().fetch_all(&self.pool).await?;
+                    for (id, confirmed, serial, heads, evict) in rows {
+                        let peer = $crate::store::sync::peer_from((confirmed, serial, heads, evict))?;
+                        found.insert(id, peer);
+                    }
+                    Ok(found)
                 })
             }
 

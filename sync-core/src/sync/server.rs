@@ -6,7 +6,7 @@
 //! a per-device lock); rounds of different devices may interleave freely, because
 //! stored changes are only ever added and each change is judged by its own history.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::sync::{Message as AutomergeMessage, MessageVersion};
 use automerge::{Automerge, Change, ChangeHash};
@@ -143,6 +143,22 @@ pub trait ServerStorage {
     ) -> Result<Vec<CatalogueEntry>, Self::Error>;
     /// The device's record of a document.
     fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, Self::Error>;
+    /// The device's records of those of `ids` it has one of. A round asks this for
+    /// every page of the catalogue it scans, so a storage with a round trip per query
+    /// should answer it in one (the default asks [`ServerStorage::peer`] per id).
+    fn peers_among(
+        &mut self,
+        device: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, PeerDoc>, Self::Error> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(peer) = self.peer(device, id)? {
+                found.insert((*id).to_owned(), peer);
+            }
+        }
+        Ok(found)
+    }
     /// Every document the device has a record of, with its catalogue entry.
     fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, Self::Error>;
     /// Stores a round, atomically and durably, before it returns. It must refuse
@@ -429,10 +445,15 @@ impl<S: Scope> ServerSession<'_, S> {
                     .changed_since(&self.writer.device, new_seq, CATALOGUE_PAGE)
                     .map_err(storage_err)?;
                 let last_page = page.len() < CATALOGUE_PAGE;
+                let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+                let mut held = storage
+                    .peers_among(&self.writer.device, &ids)
+                    .map_err(storage_err)?;
                 for entry in page {
+                    let peer = held.remove(&entry.id);
                     if !self.offer(
                         storage,
-                        &entry,
+                        (&entry, peer),
                         cursor.serial,
                         serial,
                         &mut reply,
@@ -487,7 +508,7 @@ impl<S: Scope> ServerSession<'_, S> {
     fn offer<T: ServerStorage>(
         &self,
         storage: &mut T,
-        entry: &CatalogueEntry,
+        (entry, peer): (&CatalogueEntry, Option<PeerDoc>),
         acknowledged: u64,
         serial: u64,
         reply: &mut ReplyBuilder,
@@ -497,9 +518,6 @@ impl<S: Scope> ServerSession<'_, S> {
             // Already answered in this round (acknowledged, resynced or evicted).
             return Ok(true);
         }
-        let peer = storage
-            .peer(&self.writer.device, &entry.id)
-            .map_err(storage_err)?;
         let held: Option<Vec<ChangeHash>> = peer
             .as_ref()
             .and_then(|p| p.effective(acknowledged))
