@@ -59,14 +59,14 @@ pub struct Materializer<'a> {
 }
 
 impl Derive for Materializer<'_> {
-    fn derive(&self, _id: &str, kind: DocKind, doc: &Automerge) -> Derived {
+    fn derive(&self, id: &str, kind: DocKind, doc: &Automerge) -> Derived {
         let context = self.rules.context();
         match kind {
             DocKind::Case => {
                 let view = CaseDocument::from_automerge(doc.clone()).fold(&context);
                 Derived {
                     meta: DocMeta::of_case(&view),
-                    case: Some(case_row(&view, self.now)),
+                    case: Some(case_row(id, &view, self.now)),
                 }
             }
             DocKind::PatrolLog => Derived {
@@ -81,8 +81,8 @@ fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-/// A folded case as a `cases` row.
-pub fn case_row(view: &CaseView, now: i64) -> CaseRow {
+/// The folded case of document `id` as a `cases` row.
+pub fn case_row(id: &str, view: &CaseView, now: i64) -> CaseRow {
     let record = &view.record;
     let step = view.current_step();
     let closed_at = match view.status {
@@ -109,7 +109,7 @@ pub fn case_row(view: &CaseView, now: i64) -> CaseRow {
         })
         .collect();
     CaseRow {
-        id: record.id.clone().unwrap_or_default(),
+        id: id.to_owned(),
         status: view.status.map(|s| s.as_str().to_owned()),
         kind: record.kind.map(|k| k.to_string()),
         category: record.category.map(|c| c.to_string()),
