@@ -428,8 +428,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         (
             "load generator CPU (this process)".to_owned(),
             format!(
-                "{client_cpu:.2} s ({:.0}% of the wall time on {} cores)",
+                "{client_cpu:.2} s ({:.0}% of one core; server {:.0}%; {} cores)",
                 client_cpu / elapsed.as_secs_f64() * 100.0,
+                server_cpu / elapsed.as_secs_f64() * 100.0,
                 std::thread::available_parallelism().map_or(0, usize::from)
             ),
         ),
