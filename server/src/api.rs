@@ -20,7 +20,7 @@ use wangge_sync_core::catalog::{Catalog, CategoryCode};
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::grid::geojson::index_feature;
-use wangge_sync_core::ownership::{Decision, DispatchMode, Ownership, Posting, responsible};
+use wangge_sync_core::ownership::{Decision, DispatchMode, Ownership, responsible};
 
 use crate::auth::{Auth, AuthError, Claims, Session};
 use crate::store::{Store, StoreError};
@@ -516,19 +516,7 @@ async fn routing(
         .ownership
         .route(catalog, category, grid, Some(gcj02))
         .map_err(|e| bad_request("unknown_category", e.to_string()))?;
-    let postings: Vec<Posting> = state
-        .store
-        .users()
-        .await?
-        .into_iter()
-        .filter(|u| !u.disabled)
-        .map(|u| Posting {
-            user: u.id,
-            role: u.role,
-            team: u.team,
-            scope: u.scope,
-        })
-        .collect();
+    let postings = crate::cases::postings_of(state.store.users().await?);
     let people = grid.map(|g| responsible(&postings, &routing.team, g));
     let team_name = catalog
         .team(routing.team.as_str())

@@ -173,20 +173,25 @@ impl std::fmt::Debug for ServerActions<'_> {
     }
 }
 
+/// The postings of the enabled accounts: who handles what where.
+pub fn postings_of(users: Vec<crate::store::User>) -> Vec<Posting> {
+    users
+        .into_iter()
+        .filter(|u| !u.disabled)
+        .map(|u| Posting {
+            user: u.id,
+            role: u.role,
+            team: u.team,
+            scope: u.scope,
+        })
+        .collect()
+}
+
 impl ServerActions<'_> {
     /// Everyone's postings now.
     fn postings(&self) -> Vec<Posting> {
         match self.handle.block_on(self.store.users()) {
-            Ok(users) => users
-                .into_iter()
-                .filter(|u| !u.disabled)
-                .map(|u| Posting {
-                    user: u.id,
-                    role: u.role,
-                    team: u.team,
-                    scope: u.scope,
-                })
-                .collect(),
+            Ok(users) => postings_of(users),
             Err(error) => {
                 // Dispatched to the team without a name: the team's phones still get it.
                 tracing::error!(%error, "postings unavailable for an automatic dispatch");
