@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 
 use chrono::DateTime;
-use common::{Fresh, actor, at, backends, case_rules};
+use common::{Fresh, actor, at, backends, case_rules, new_case};
 use wangge_server::cases::Materializer;
 use wangge_server::escalation::escalate_overdue_cases;
 use wangge_server::store::{Store, StoreError};
-use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source};
+use wangge_sync_core::case::{Action, CaseDocument};
 use wangge_sync_core::catalog::TeamId;
 use wangge_sync_core::role::Role;
 use wangge_sync_core::sync::server::DocWrite;
@@ -25,21 +25,7 @@ fn dispatched_case(id: &str) -> CaseDocument {
         "410102001001",
     );
     let supervisor = actor(2, Role::DistrictSupervisor, None, "410102");
-    let new = NewCase {
-        id: id.into(),
-        category: "E0102".parse().expect("category"),
-        location: Position {
-            lon: 113.66,
-            lat: 34.75,
-            accuracy_m: Some(8.0),
-        },
-        grid: Some("410102001001001".parse().expect("grid")),
-        address: "金水路".into(),
-        description: "暴露垃圾".into(),
-        source: Source::Patrol,
-        source_ref: None,
-        caller: None,
-    };
+    let new = new_case(id);
     let mut case = CaseDocument::create(&new, &officer, "r", at(0)).expect("report");
     let rules = case_rules();
     let context = rules.context();

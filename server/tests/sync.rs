@@ -8,35 +8,17 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fresh, actor, at, backends, case_rules};
+use common::{Fresh, actor, at, backends, case_rules, new_case};
 use wangge_server::store::Store;
 use wangge_server::sync::SyncEngine;
 use wangge_sync_core::calendar::WorkCalendar;
-use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, WorkflowContext};
+use wangge_sync_core::case::{Action, CaseDocument, Position, WorkflowContext};
 use wangge_sync_core::catalog::Catalog;
 use wangge_sync_core::role::{Actor, Role};
 use wangge_sync_core::sync::device::{DeviceSession, RoundReport};
 use wangge_sync_core::sync::memory::MemoryDevice;
 use wangge_sync_core::sync::message::{Limits, RefusalCode};
 use wangge_sync_core::sync::{DocKind, load_chunks, sorted_heads};
-
-fn new_case(id: &str) -> NewCase {
-    NewCase {
-        id: id.into(),
-        category: "E0102".parse().expect("category"),
-        location: Position {
-            lon: 113.66,
-            lat: 34.75,
-            accuracy_m: Some(8.0),
-        },
-        grid: Some("410102001001001".parse().expect("grid")),
-        address: "金水路与花园路交叉口".into(),
-        description: format!("路边暴露垃圾 {id}"),
-        source: Source::Patrol,
-        source_ref: None,
-        caller: None,
-    }
-}
 
 struct Phone {
     actor: Actor,

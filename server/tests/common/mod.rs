@@ -95,3 +95,24 @@ pub fn at(minutes: i64) -> chrono::DateTime<chrono::Utc> {
         .expect("time")
         + chrono::TimeDelta::minutes(minutes)
 }
+
+/// A report of exposed garbage (E0102) in unit grid 410102001001001.
+#[allow(dead_code)]
+pub fn new_case(id: &str) -> wangge_sync_core::case::NewCase {
+    use wangge_sync_core::case::{NewCase, Position, Source};
+    NewCase {
+        id: id.into(),
+        category: "E0102".parse().expect("category"),
+        location: Position {
+            lon: 113.66,
+            lat: 34.75,
+            accuracy_m: Some(8.0),
+        },
+        grid: Some("410102001001001".parse().expect("grid")),
+        address: "金水路与花园路交叉口".into(),
+        description: format!("路边暴露垃圾 {id}"),
+        source: Source::Patrol,
+        source_ref: None,
+        caller: None,
+    }
+}
