@@ -17,7 +17,7 @@ use wangge_sync_core::sync::server::{
     CatalogueEntry, PeerDoc, RoundStats, ServerCommit, ServerSession, ServerStorage, StoredDoc,
     SyncError,
 };
-use wangge_sync_core::sync::{Rules, UserScope};
+use wangge_sync_core::sync::{CatalogueFilter, Rules, UserScope};
 
 use crate::cases::{CaseRules, Materializer, ServerActions};
 use crate::store::{Store, StoreError};
@@ -118,15 +118,20 @@ impl ServerStorage for BlockingStorage<'_> {
         self.handle.block_on(self.store.sync_document(id))
     }
 
+    fn documents(&mut self, ids: &[&str]) -> Result<HashMap<String, StoredDoc>, StoreError> {
+        self.handle.block_on(self.store.sync_documents(ids))
+    }
+
     fn changed_since(
         &mut self,
-        _device: &str,
+        device: &str,
+        filter: &CatalogueFilter,
         after: u64,
         limit: usize,
     ) -> Result<Vec<CatalogueEntry>, StoreError> {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         self.handle
-            .block_on(self.store.sync_changed_since(after, limit))
+            .block_on(self.store.sync_changed_since(device, filter, after, limit))
     }
 
     fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, StoreError> {

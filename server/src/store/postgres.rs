@@ -43,6 +43,11 @@ impl PostgresStore {
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../migrations/postgres")
     }
+
+    /// PostgreSQL's writers wait on row locks, in order: no turn to take.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
 }
 
 impl_store!(PostgresStore, Postgres, Backend::Postgres);

@@ -13,6 +13,10 @@ use super::{Backend, StoreError, impl_store};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: Pool<Sqlite>,
+    /// Sync writes take turns here: SQLite has one writer, and a writer that finds the
+    /// database locked polls in its busy handler (sleeping, waking, retrying) instead
+    /// of waiting in line; a queue hands the lock over at once.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -32,7 +36,15 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: std::sync::Arc::default(),
+        })
+    }
+
+    /// Waits for this node's turn to write (see `writer`).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writer.lock().await)
     }
 
     fn migrator() -> sqlx::migrate::Migrator {

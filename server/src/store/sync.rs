@@ -7,7 +7,7 @@ use wangge_sync_core::grid::GridCode;
 use wangge_sync_core::sync::server::{
     CatalogueEntry, DocWrite, PeerDoc, Pending, ServerCommit, StoredDoc,
 };
-use wangge_sync_core::sync::{DocKind, DocMeta};
+use wangge_sync_core::sync::{CatalogueFilter, DocKind, DocMeta};
 
 use super::cases::Derive;
 use super::{StoreError, StoreFuture};
@@ -29,9 +29,26 @@ pub trait SyncStore: Send + Sync {
     /// The catalogue's highest position.
     fn sync_latest_seq(&self) -> StoreFuture<'_, u64>;
     /// A stored document.
-    fn sync_document<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<StoredDoc>>;
-    /// Catalogue entries after `after`, in order, at most `limit`.
-    fn sync_changed_since(&self, after: u64, limit: u32) -> StoreFuture<'_, Vec<CatalogueEntry>>;
+    fn sync_document<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<StoredDoc>> {
+        Box::pin(async move {
+            let ids = [id];
+            Ok(self.sync_documents(&ids).await?.remove(id))
+        })
+    }
+    /// Those of `ids` that are stored, in one query.
+    fn sync_documents<'a>(
+        &'a self,
+        ids: &'a [&'a str],
+    ) -> StoreFuture<'a, std::collections::HashMap<String, StoredDoc>>;
+    /// Catalogue entries after `after`, in order, at most `limit`: those `filter`
+    /// admits and those `device` holds, the rest skipped in SQL.
+    fn sync_changed_since<'a>(
+        &'a self,
+        device: &'a str,
+        filter: &'a CatalogueFilter,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<CatalogueEntry>>;
     /// What a device holds of a document.
     fn sync_peer<'a>(&'a self, device: &'a str, id: &'a str) -> StoreFuture<'a, Option<PeerDoc>>;
     /// The device's records of those of `ids` it has one of, in one query.
@@ -153,6 +170,28 @@ pub(crate) fn peer_from(row: PeerRow) -> Result<PeerDoc, StoreError> {
     })
 }
 
+/// Rows of `sync_peers` written per statement (6 parameters each: well within
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+pub(crate) const PEER_ROWS_PER_STATEMENT: usize = 500;
+
+/// Attempts after the first when the database gives up a transaction to break a
+/// deadlock or a serialization conflict; the transaction is rolled back, so it is
+/// run again whole.
+pub(crate) const RETRIES: u32 = 3;
+
+/// Whether `error` is PostgreSQL's `deadlock_detected` (40P01) or
+/// `serialization_failure` (40001), or SQLite's busy/locked: worth running the
+/// transaction again.
+pub(crate) fn retryable(error: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(db)) = error else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("40P01" | "40001" | "5" | "6" | "517")
+    )
+}
+
 pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -181,49 +220,101 @@ macro_rules! impl_sync_store {
                 })
             }
 
-            fn sync_document<'a>(
+            fn sync_documents<'a>(
                 &'a self,
-                id: &'a str,
-            ) -> $crate::store::StoreFuture<'a, Option<wangge_sync_core::sync::server::StoredDoc>> {
+                ids: &'a [&'a str],
+            ) -> $crate::store::StoreFuture<
+                'a,
+                std::collections::HashMap<String, wangge_sync_core::sync::server::StoredDoc>,
+            > {
                 Box::pin(async move {
                     use $crate::store::sync as s;
-                    let row: Option<(String, Vec<u8>, String, Option<String>, String)> = sqlx::query_as(
-                        "SELECT kind, heads, grids, owner, assignees FROM documents WHERE id = $1",
-                    )
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let Some((kind, heads, grids, owner, assignees)) = row else {
-                        return Ok(None);
-                    };
-                    let chunks: Vec<(Vec<u8>,)> =
-                        sqlx::query_as("SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n")
-                            .bind(id)
-                            .fetch_all(&self.pool)
-                            .await?;
-                    Ok(Some(wangge_sync_core::sync::server::StoredDoc {
-                        kind: s::kind_from(id, &kind)?,
-                        chunks: chunks.into_iter().map(|(b,)| b).collect(),
-                        meta: s::meta_from(id, &grids, owner, &assignees)?,
-                        heads: s::heads_from_bytes(&heads)?,
-                    }))
+                    let mut found = std::collections::HashMap::new();
+                    if ids.is_empty() {
+                        return Ok(found);
+                    }
+                    // One statement, so a document's row and its chunks are one
+                    // snapshot (a concurrent write replaces both).
+                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                        "SELECT d.id, d.kind, d.heads, d.grids, d.owner, d.assignees, c.bytes
+                         FROM documents d JOIN document_chunks c ON c.doc_id = d.id
+                         WHERE d.id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(*id);
+                    }
+                    q.push(") ORDER BY d.id, c.n");
+                    #[allow(clippy::type_complexity)]
+                    let rows: Vec<(String, String, Vec<u8>, String, Option<String>, String, Vec<u8>)> =
+                        q.build_query_as().fetch_all(&self.pool).await?;
+                    for (id, kind, heads, grids, owner, assignees, bytes) in rows {
+                        if let Some(doc) = found.get_mut(&id) {
+                            let doc: &mut wangge_sync_core::sync::server::StoredDoc = doc;
+                            doc.chunks.push(bytes);
+                            continue;
+                        }
+                        let doc = wangge_sync_core::sync::server::StoredDoc {
+                            kind: s::kind_from(&id, &kind)?,
+                            chunks: vec![bytes],
+                            meta: s::meta_from(&id, &grids, owner, &assignees)?,
+                            heads: s::heads_from_bytes(&heads)?,
+                        };
+                        found.insert(id, doc);
+                    }
+                    Ok(found)
                 })
             }
 
-            fn sync_changed_since(
-                &self,
+            fn sync_changed_since<'a>(
+                &'a self,
+                device: &'a str,
+                filter: &'a wangge_sync_core::sync::CatalogueFilter,
                 after: u64,
                 limit: u32,
-            ) -> $crate::store::StoreFuture<'_, Vec<wangge_sync_core::sync::server::CatalogueEntry>> {
+            ) -> $crate::store::StoreFuture<'a, Vec<wangge_sync_core::sync::server::CatalogueEntry>> {
                 Box::pin(async move {
-                    let rows: Vec<$crate::store::sync::EntryRow> = sqlx::query_as(
+                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
                         "SELECT seq, id, kind, heads, grids, owner, assignees FROM documents
-                         WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    )
-                    .bind($crate::store::sync::to_i64(after))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
+                         WHERE seq > ",
+                    );
+                    q.push_bind($crate::store::sync::to_i64(after));
+                    // What the scope may admit (a superset: LIKE's `_` and `%` in a user
+                    // id only admit more) or what the device holds (it may have to be
+                    // evicted); sync-core judges every row read.
+                    q.push(" AND (EXISTS (SELECT 1 FROM sync_peers p WHERE p.device = ")
+                        .push_bind(device)
+                        .push(" AND p.doc_id = documents.id)");
+                    if let Some(user) = &filter.user {
+                        q.push(" OR owner = ").push_bind(user.as_str());
+                        q.push(" OR (',' || assignees || ',') LIKE ")
+                            .push_bind(format!("%,{user},%"));
+                    }
+                    if filter.without_grid {
+                        q.push(" OR grids = ''");
+                    }
+                    for (kind, prefixes) in [
+                        ("case", &filter.case_grids),
+                        ("patrol_log", &filter.patrol_grids),
+                    ] {
+                        if prefixes.is_empty() {
+                            continue;
+                        }
+                        q.push(" OR (kind = ").push_bind(kind).push(" AND (FALSE");
+                        for prefix in prefixes.iter() {
+                            if prefix.is_empty() {
+                                q.push(" OR grids <> ''");
+                            } else {
+                                // `grids` is a comma-separated list of codes.
+                                q.push(" OR grids LIKE ").push_bind(format!("{prefix}%"));
+                                q.push(" OR grids LIKE ").push_bind(format!("%,{prefix}%"));
+                            }
+                        }
+                        q.push("))");
+                    }
+                    q.push(") ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+                    let rows: Vec<$crate::store::sync::EntryRow> =
+                        q.build_query_as().fetch_all(&self.pool).await?;
                     rows.into_iter().map($crate::store::sync::entry_from).collect()
                 })
             }
@@ -320,87 +411,17 @@ macro_rules! impl_sync_store {
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    use $crate::store::sync as s;
-                    let device = commit.device.as_str();
-                    let acknowledged = s::to_i64(commit.acknowledged);
-                    let mut tx = self.pool.begin().await?;
-                    // Claim the reply serial first: of two rounds of one device that ran
-                    // at once (on two nodes), only the first to commit keeps its serial;
-                    // the other finds it taken and is refused, so the pending entries of
-                    // one serial always come from one reply.
-                    let claimed = sqlx::query(
-                        "INSERT INTO sync_devices (device, issued_serial) VALUES ($1, $2)
-                         ON CONFLICT (device) DO UPDATE SET issued_serial = excluded.issued_serial
-                         WHERE sync_devices.issued_serial = $3",
-                    )
-                    .bind(device)
-                    .bind(s::to_i64(commit.issued))
-                    .bind(s::to_i64(commit.issued.saturating_sub(1)))
-                    .execute(&mut *tx)
-                    .await?;
-                    if claimed.rows_affected() == 0 {
-                        return Err($crate::store::StoreError::Conflict {
-                            what: "sync round of device",
-                            id: device.to_owned(),
-                        });
+                    let mut attempt = 0;
+                    loop {
+                        let _turn = self.write_turn().await;
+                        match sync_commit_once(&self.pool, commit, derive, now).await {
+                            Err(e) if $crate::store::sync::retryable(&e) && attempt < $crate::store::sync::RETRIES => {
+                                attempt += 1;
+                                tracing::info!(device = %commit.device, attempt, "retrying a sync commit: {e}");
+                            }
+                            other => return other,
+                        }
                     }
-                    // Settle: what the acknowledged reply sent is now the device's;
-                    // anything else pending was never received.
-                    sqlx::query(
-                        "DELETE FROM sync_peers
-                         WHERE device = $1 AND pending_serial = $2 AND pending_evict",
-                    )
-                    .bind(device)
-                    .bind(acknowledged)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE sync_peers SET confirmed = pending_heads
-                         WHERE device = $1 AND pending_serial = $2",
-                    )
-                    .bind(device)
-                    .bind(acknowledged)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE sync_peers SET pending_serial = NULL, pending_heads = NULL, pending_evict = FALSE
-                         WHERE device = $1 AND pending_serial IS NOT NULL",
-                    )
-                    .bind(device)
-                    .execute(&mut *tx)
-                    .await?;
-                    for write in &commit.documents {
-                        write_document(&mut tx, write, derive, now).await?;
-                    }
-                    for peer in &commit.peers {
-                        let (serial, heads, evict) = match &peer.pending {
-                            None => (None, None, false),
-                            Some(p) => (
-                                Some(s::to_i64(p.serial)),
-                                p.heads.as_deref().map(s::heads_to_bytes),
-                                p.heads.is_none(),
-                            ),
-                        };
-                        sqlx::query(
-                            "INSERT INTO sync_peers (device, doc_id, confirmed, pending_serial, pending_heads, pending_evict)
-                             VALUES ($1, $2, $3, $4, $5, $6)
-                             ON CONFLICT (device, doc_id) DO UPDATE SET
-                                 confirmed = COALESCE(excluded.confirmed, sync_peers.confirmed),
-                                 pending_serial = excluded.pending_serial,
-                                 pending_heads = excluded.pending_heads,
-                                 pending_evict = excluded.pending_evict",
-                        )
-                        .bind(device)
-                        .bind(&peer.id)
-                        .bind(peer.confirmed.as_deref().map(s::heads_to_bytes))
-                        .bind(serial)
-                        .bind(heads)
-                        .bind(evict)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
                 })
             }
 
@@ -412,68 +433,207 @@ macro_rules! impl_sync_store {
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
-                    if let Some(expected) = expect {
-                        // Takes the row's lock (PostgreSQL) or the write lock (SQLite)
-                        // first, so the check and the write are one step.
-                        let locked = sqlx::query(
-                            "UPDATE documents SET updated_at = updated_at WHERE id = $1 AND heads = $2",
-                        )
-                        .bind(&write.id)
-                        .bind($crate::store::sync::heads_to_bytes(expected))
-                        .execute(&mut *tx)
-                        .await?;
-                        if locked.rows_affected() == 0 {
-                            return Err($crate::store::StoreError::Conflict {
-                                what: "document changed meanwhile",
-                                id: write.id.clone(),
-                            });
+                    let mut attempt = 0;
+                    loop {
+                        let _turn = self.write_turn().await;
+                        match document_write_once(&self.pool, write, expect, derive, now).await {
+                            Err(e) if $crate::store::sync::retryable(&e) && attempt < $crate::store::sync::RETRIES => {
+                                attempt += 1;
+                                tracing::info!(id = %write.id, attempt, "retrying a document write: {e}");
+                            }
+                            other => return other,
                         }
                     }
-                    write_document(&mut tx, write, derive, now).await?;
-                    tx.commit().await?;
-                    Ok(())
                 })
             }
         }
 
-        /// Appends a document's changes at a new catalogue position, compacts its
-        /// chunks, and writes what `derive` makes of the whole document.
-        pub(crate) async fn write_document(
-            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
-            write: &wangge_sync_core::sync::server::DocWrite,
+        /// One attempt at [`SyncStore::sync_commit`].
+        ///
+        /// Lock order, so that two transactions never wait for each other in a cycle:
+        /// the device's row, then the written documents' rows in id order, then the
+        /// catalogue counter last. The counter serializes every writer (positions
+        /// must become visible in order), so it is taken only for the last statements:
+        /// everything that costs — loading, compacting, folding, the device's records
+        /// — happens before.
+        async fn sync_commit_once(
+            pool: &sqlx::Pool<sqlx::$db>,
+            commit: &wangge_sync_core::sync::server::ServerCommit,
             derive: &dyn $crate::store::cases::Derive,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::sync as s;
-                let (seq,): (i64,) =
-                    sqlx::query_as("UPDATE catalogue SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-                        .fetch_one(&mut **tx)
-                        .await?;
-                sqlx::query(
-                    "INSERT INTO documents (id, kind, seq, heads, grids, owner, assignees, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, heads = excluded.heads,
-                         grids = excluded.grids, owner = excluded.owner,
-                         assignees = excluded.assignees, updated_at = excluded.updated_at",
+            use $crate::store::sync as s;
+            let device = commit.device.as_str();
+            let acknowledged = s::to_i64(commit.acknowledged);
+            let mut tx = pool.begin().await?;
+            // Claim the reply serial first: of two rounds of one device that ran
+            // at once (on two nodes), only the first to commit keeps its serial;
+            // the other finds it taken and is refused, so the pending entries of
+            // one serial always come from one reply.
+            let claimed = sqlx::query(
+                "INSERT INTO sync_devices (device, issued_serial) VALUES ($1, $2)
+                 ON CONFLICT (device) DO UPDATE SET issued_serial = excluded.issued_serial
+                 WHERE sync_devices.issued_serial = $3",
+            )
+            .bind(device)
+            .bind(s::to_i64(commit.issued))
+            .bind(s::to_i64(commit.issued.saturating_sub(1)))
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                return Err($crate::store::StoreError::Conflict {
+                    what: "sync round of device",
+                    id: device.to_owned(),
+                });
+            }
+            // Settle: what the acknowledged reply sent is now the device's; an
+            // acknowledged eviction forgets the document; anything else pending was
+            // never received.
+            sqlx::query(
+                "DELETE FROM sync_peers
+                 WHERE device = $1 AND pending_serial = $2 AND pending_evict",
+            )
+            .bind(device)
+            .bind(acknowledged)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sync_peers SET
+                     confirmed = CASE WHEN pending_serial = $2 THEN pending_heads ELSE confirmed END,
+                     pending_serial = NULL, pending_heads = NULL, pending_evict = FALSE
+                 WHERE device = $1 AND pending_serial IS NOT NULL",
+            )
+            .bind(device)
+            .bind(acknowledged)
+            .execute(&mut *tx)
+            .await?;
+            let mut documents: Vec<&wangge_sync_core::sync::server::DocWrite> =
+                commit.documents.iter().collect();
+            documents.sort_by(|a, b| a.id.cmp(&b.id));
+            for (i, write) in documents.iter().enumerate() {
+                write_document(&mut tx, write, i, derive, now).await?;
+            }
+            // The device's records, many rows a statement.
+            for batch in commit.peers.chunks(s::PEER_ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                    "INSERT INTO sync_peers (device, doc_id, confirmed, pending_serial, pending_heads, pending_evict) ",
+                );
+                q.push_values(batch, |mut row, peer| {
+                    let (serial, heads, evict) = match &peer.pending {
+                        None => (None, None, false),
+                        Some(p) => (
+                            Some(s::to_i64(p.serial)),
+                            p.heads.as_deref().map(s::heads_to_bytes),
+                            p.heads.is_none(),
+                        ),
+                    };
+                    row.push_bind(device)
+                        .push_bind(peer.id.as_str())
+                        .push_bind(peer.confirmed.as_deref().map(s::heads_to_bytes))
+                        .push_bind(serial)
+                        .push_bind(heads)
+                        .push_bind(evict);
+                });
+                q.push(
+                    " ON CONFLICT (device, doc_id) DO UPDATE SET
+                         confirmed = COALESCE(excluded.confirmed, sync_peers.confirmed),
+                         pending_serial = excluded.pending_serial,
+                         pending_heads = excluded.pending_heads,
+                         pending_evict = excluded.pending_evict",
+                );
+                q.build().execute(&mut *tx).await?;
+            }
+            publish_positions(&mut tx, &documents).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// One attempt at [`SyncStore::document_write`].
+        async fn document_write_once(
+            pool: &sqlx::Pool<sqlx::$db>,
+            write: &wangge_sync_core::sync::server::DocWrite,
+            expect: Option<&[automerge::ChangeHash]>,
+            derive: &dyn $crate::store::cases::Derive,
+            now: i64,
+        ) -> Result<(), $crate::store::StoreError> {
+            let mut tx = pool.begin().await?;
+            if let Some(expected) = expect {
+                // Takes the row's lock (PostgreSQL) or the write lock (SQLite)
+                // first, so the check and the write are one step.
+                let locked = sqlx::query(
+                    "UPDATE documents SET updated_at = updated_at WHERE id = $1 AND heads = $2",
                 )
                 .bind(&write.id)
-                .bind(write.kind.as_str())
-                .bind(seq)
-                .bind(s::heads_to_bytes(&write.heads))
-                .bind(s::join(write.meta.grids.iter().map(ToString::to_string)))
-                .bind(write.meta.owner.as_deref())
-                .bind(s::join(write.meta.assignees.iter().cloned()))
-                .bind(now)
-                .execute(&mut **tx)
+                .bind($crate::store::sync::heads_to_bytes(expected))
+                .execute(&mut *tx)
                 .await?;
-                let (count, last): (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT COUNT(*), MAX(n) FROM document_chunks WHERE doc_id = $1",
-                )
-                .bind(&write.id)
-                .fetch_one(&mut **tx)
-                .await?;
-                let mut n = last.unwrap_or(0);
+                if locked.rows_affected() == 0 {
+                    return Err($crate::store::StoreError::Conflict {
+                        what: "document changed meanwhile",
+                        id: write.id.clone(),
+                    });
+                }
+            }
+            write_document(&mut tx, write, 0, derive, now).await?;
+            publish_positions(&mut tx, &[write]).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// Stores a document's new changes, compacted with what is stored into one
+        /// save, and what `derive` makes of the whole document (concurrent writers'
+        /// changes included). Its catalogue position stays a placeholder unique in
+        /// the transaction (`-1 - nth`, never read outside it) until
+        /// [`publish_positions`].
+        pub(crate) async fn write_document(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            write: &wangge_sync_core::sync::server::DocWrite,
+            nth: usize,
+            derive: &dyn $crate::store::cases::Derive,
+            now: i64,
+        ) -> Result<(), $crate::store::StoreError> {
+            use $crate::store::sync as s;
+            let placeholder = -1 - i64::try_from(nth).unwrap_or(0);
+            // The row first: it locks the document (PostgreSQL) so concurrent writers
+            // of one document compact one after the other, each seeing the other's
+            // committed chunks.
+            sqlx::query(
+                "INSERT INTO documents (id, kind, seq, heads, grids, owner, assignees, updated_at)
+                 VALUES ($1, $2, $3, $4, '', NULL, '', $5)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+            )
+            .bind(&write.id)
+            .bind(write.kind.as_str())
+            .bind(placeholder)
+            .bind(s::heads_to_bytes(&write.heads))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT n, bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
+            )
+            .bind(&write.id)
+            .fetch_all(&mut **tx)
+            .await?;
+            let last = stored.last().map_or(0, |(n, _)| *n);
+            let mut chunks: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
+            chunks.extend(write.changes.iter().cloned());
+            let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
+                $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
+            })?;
+            if i64::try_from(chunks.len()).unwrap_or(i64::MAX) > s::COMPACT_AFTER {
+                sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
+                    .bind(&write.id)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                    .bind(&write.id)
+                    .bind(last + 1)
+                    .bind(doc.save())
+                    .execute(&mut **tx)
+                    .await?;
+            } else {
+                let mut n = last;
                 for change in &write.changes {
                     n += 1;
                     sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
@@ -483,48 +643,52 @@ macro_rules! impl_sync_store {
                         .execute(&mut **tx)
                         .await?;
                 }
-                // Compaction: the chunks become one save, in the same transaction (the
-                // bytes load to the same document). The whole document, concurrent
-                // writers' changes included, gives the stored heads, meta and fold.
-                let chunks: Vec<(Vec<u8>,)> = sqlx::query_as(
-                    "SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
-                )
-                .bind(&write.id)
-                .fetch_all(&mut **tx)
-                .await?;
-                let chunks: Vec<Vec<u8>> = chunks.into_iter().map(|(b,)| b).collect();
-                let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
-                    $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
-                })?;
-                if count + i64::try_from(write.changes.len()).unwrap_or(0) > s::COMPACT_AFTER {
-                    sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
-                        .bind(&write.id)
-                        .execute(&mut **tx)
-                        .await?;
-                    sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
-                        .bind(&write.id)
-                        .bind(n + 1)
-                        .bind(doc.save())
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                let derived = derive.derive(&write.id, write.kind, &doc);
-                sqlx::query(
-                    "UPDATE documents SET heads = $2, grids = $3, owner = $4, assignees = $5
-                     WHERE id = $1",
-                )
-                .bind(&write.id)
-                .bind(s::heads_to_bytes(&doc.get_heads()))
-                .bind(s::join(derived.meta.grids.iter().map(ToString::to_string)))
-                .bind(derived.meta.owner.as_deref())
-                .bind(s::join(derived.meta.assignees.iter().cloned()))
-                .execute(&mut **tx)
-                .await?;
-                if let Some(case) = &derived.case {
-                    upsert_case(tx, case).await?;
-                }
-                Ok(())
             }
+            let derived = derive.derive(&write.id, write.kind, &doc);
+            sqlx::query(
+                "UPDATE documents SET heads = $2, grids = $3, owner = $4, assignees = $5
+                 WHERE id = $1",
+            )
+            .bind(&write.id)
+            .bind(s::heads_to_bytes(&doc.get_heads()))
+            .bind(s::join(derived.meta.grids.iter().map(ToString::to_string)))
+            .bind(derived.meta.owner.as_deref())
+            .bind(s::join(derived.meta.assignees.iter().cloned()))
+            .execute(&mut **tx)
+            .await?;
+            if let Some(case) = &derived.case {
+                upsert_case(tx, case).await?;
+            }
+            Ok(())
+        }
+
+        /// Gives the written documents their catalogue positions, in the order
+        /// given: the transaction's last statements, under the counter's lock.
+        async fn publish_positions(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            written: &[&wangge_sync_core::sync::server::DocWrite],
+        ) -> Result<(), $crate::store::StoreError> {
+            let Ok(count) = i64::try_from(written.len()) else {
+                return Err($crate::store::StoreError::Corrupt("too many documents".into()));
+            };
+            if count == 0 {
+                return Ok(());
+            }
+            let (last,): (i64,) =
+                sqlx::query_as("UPDATE catalogue SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+                    .bind(count)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            for (i, write) in written.iter().enumerate() {
+                let i = i64::try_from(i).unwrap_or(0);
+                sqlx::query("UPDATE documents SET seq = $2 WHERE id = $1")
+                    .bind(&write.id)
+                    .bind(last - count + 1 + i)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(())
+        }
     };
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::CatalogueFilter;
 use super::device::{DeviceCommit, DeviceDoc, DeviceStorage};
 use super::message::Cursor;
 use super::server::{CatalogueEntry, PeerDoc, ServerCommit, ServerStorage, StoredDoc};
@@ -110,15 +111,24 @@ impl ServerStorage for MemoryServer {
 
     fn changed_since(
         &mut self,
-        _device: &str,
+        device: &str,
+        filter: &CatalogueFilter,
         after: u64,
         limit: usize,
     ) -> Result<Vec<CatalogueEntry>, InjectedFailure> {
+        // Filtered as a SQL storage does, so the simulations check that the filter
+        // never hides what a device must receive or have evicted.
         Ok(self
             .by_seq
             .range(after.saturating_add(1)..)
-            .take(limit)
             .filter_map(|(_, id)| self.entry(id))
+            .filter(|entry| {
+                filter.admits(entry.kind, &entry.meta)
+                    || self
+                        .peers
+                        .contains_key(&(device.to_owned(), entry.id.clone()))
+            })
+            .take(limit)
             .collect())
     }
 

@@ -146,6 +146,66 @@ pub trait Scope {
     /// device whose cursor carries another fingerprint is re-scanned from the start
     /// and loses what left its scope.
     fn fingerprint(&self) -> u64;
+    /// What a storage may use to skip catalogue entries with an index before
+    /// [`Scope::may_receive`] judges each one: it must admit at least every document
+    /// `may_receive` admits. The default admits everything.
+    fn catalogue_filter(&self) -> CatalogueFilter {
+        CatalogueFilter::everything()
+    }
+}
+
+/// A coarse, index-friendly superset of a scope ([`Scope::catalogue_filter`]): a
+/// round scans the catalogue from the device's cursor, and without it would read every
+/// document written anywhere in the city since then. A storage answers
+/// [`server::ServerStorage::changed_since`] with the entries this admits plus those the
+/// device holds (which may have to be evicted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueFilter {
+    /// Documents this user owns (a case's reporter, a patrol log's worker) or a case
+    /// is dispatched to (an assignee).
+    pub user: Option<String>,
+    /// Cases whose grid code starts with one of these (`""`: every case with a grid).
+    pub case_grids: Vec<String>,
+    /// Documents with no grid (a case not located yet, a patrol log without a
+    /// check-in).
+    pub without_grid: bool,
+    /// Patrol logs with a check-in grid starting with one of these.
+    pub patrol_grids: Vec<String>,
+}
+
+impl CatalogueFilter {
+    /// Admits every document.
+    pub fn everything() -> CatalogueFilter {
+        CatalogueFilter {
+            user: None,
+            case_grids: vec![String::new()],
+            without_grid: true,
+            patrol_grids: vec![String::new()],
+        }
+    }
+
+    /// Whether the filter admits a document of `kind` with `meta` (what a storage's
+    /// query computes, here for the in-memory storage and the tests).
+    pub fn admits(&self, kind: DocKind, meta: &DocMeta) -> bool {
+        if let Some(user) = &self.user
+            && (meta.owner.as_ref() == Some(user) || meta.assignees.contains(user))
+        {
+            return true;
+        }
+        let under = |prefixes: &[String]| {
+            meta.grids.iter().any(|g| {
+                let code = g.to_string();
+                prefixes.iter().any(|p| code.starts_with(p.as_str()))
+            })
+        };
+        if meta.grids.is_empty() {
+            return self.without_grid;
+        }
+        match kind {
+            DocKind::Case => under(&self.case_grids),
+            DocKind::PatrolLog => under(&self.patrol_grids),
+        }
+    }
 }
 
 /// The scope of a signed-in user's device: the cases of the grids they work in,
@@ -205,6 +265,20 @@ impl Scope for UserScope {
         first.copy_from_slice(&digest[..8]);
         // Zero is the fingerprint of a new device's empty cursor.
         u64::from_le_bytes(first).max(1)
+    }
+
+    fn catalogue_filter(&self) -> CatalogueFilter {
+        let prefixes = self.grids.prefixes().to_vec();
+        CatalogueFilter {
+            user: Some(self.user.clone()),
+            without_grid: self.grids.covers(None),
+            patrol_grids: if patrol::reviews(self.role) {
+                prefixes.clone()
+            } else {
+                Vec::new()
+            },
+            case_grids: prefixes,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::message::{
     Cursor, DecodeError, DocUpdate, Limits, Outcome, PROTOCOL_VERSION, Refusal, RefusalCode, Reply,
     Request, Synced,
 };
-use super::{DocKind, DocMeta, Rules, Scope, load_chunks, sorted_heads};
+use super::{CatalogueFilter, DocKind, DocMeta, Rules, Scope, load_chunks, sorted_heads};
 use crate::role::Actor;
 
 /// A stored document.
@@ -133,14 +133,27 @@ pub trait ServerStorage {
     /// A document, if stored.
     fn document(&mut self, id: &str) -> Result<Option<StoredDoc>, Self::Error>;
     /// Catalogue entries with `seq > after`, in sequence order, at most `limit`. It
-    /// may leave out entries `device` neither may receive nor holds (an index by
-    /// grid), never others.
+    /// may leave out entries that `filter` does not admit and `device` does not hold
+    /// (with an index, without reading them), never others.
     fn changed_since(
         &mut self,
         device: &str,
+        filter: &CatalogueFilter,
         after: u64,
         limit: usize,
     ) -> Result<Vec<CatalogueEntry>, Self::Error>;
+    /// Those of `ids` that are stored. A round asks this for the documents of a
+    /// catalogue page it sends, so a storage with a round trip per query should
+    /// answer it in one (the default asks [`ServerStorage::document`] per id).
+    fn documents(&mut self, ids: &[&str]) -> Result<HashMap<String, StoredDoc>, Self::Error> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(doc) = self.document(id)? {
+                found.insert((*id).to_owned(), doc);
+            }
+        }
+        Ok(found)
+    }
     /// The device's record of a document.
     fn peer(&mut self, device: &str, id: &str) -> Result<Option<PeerDoc>, Self::Error>;
     /// The device's records of those of `ids` it has one of. A round asks this for
@@ -281,6 +294,8 @@ struct Accepted {
 }
 
 const CATALOGUE_PAGE: usize = 512;
+/// Documents read per query while offering a catalogue page.
+const DOCUMENT_BATCH: usize = 64;
 
 impl<S: Scope> ServerSession<'_, S> {
     /// Handles one request: refuses it whole (typed, per document) or stores it and
@@ -440,29 +455,47 @@ impl<S: Scope> ServerSession<'_, S> {
         // What changed since the cursor.
         let mut new_seq = scan_from;
         if cursor_scope == fingerprint {
+            let filter = self.scope.catalogue_filter();
             'scan: loop {
                 let page = storage
-                    .changed_since(&self.writer.device, new_seq, CATALOGUE_PAGE)
+                    .changed_since(&self.writer.device, &filter, new_seq, CATALOGUE_PAGE)
                     .map_err(storage_err)?;
                 let last_page = page.len() < CATALOGUE_PAGE;
                 let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
                 let mut held = storage
                     .peers_among(&self.writer.device, &ids)
                     .map_err(storage_err)?;
-                for entry in page {
-                    let peer = held.remove(&entry.id);
-                    if !self.offer(
-                        storage,
-                        (&entry, peer),
-                        cursor.serial,
-                        serial,
-                        &mut reply,
-                        &mut peers,
-                    )? {
-                        reply.more = true;
-                        break 'scan;
+                // The documents to send are read a batch at a time: one query each,
+                // and little read in vain when the reply fills up.
+                for batch in page.chunks(DOCUMENT_BATCH) {
+                    let offers: Vec<(&CatalogueEntry, Option<PeerDoc>)> =
+                        batch.iter().map(|e| (e, held.remove(&e.id))).collect();
+                    let wanted: Vec<&str> = offers
+                        .iter()
+                        .filter(|(entry, peer)| {
+                            self.must_send(entry, peer.as_ref(), cursor.serial, &peers)
+                        })
+                        .map(|(entry, _)| entry.id.as_str())
+                        .collect();
+                    let mut fetched = if wanted.is_empty() {
+                        HashMap::new()
+                    } else {
+                        storage.documents(&wanted).map_err(storage_err)?
+                    };
+                    for (entry, peer) in offers {
+                        let stored = fetched.remove(&entry.id);
+                        if !self.offer(
+                            (entry, peer, stored),
+                            cursor.serial,
+                            serial,
+                            &mut reply,
+                            &mut peers,
+                        )? {
+                            reply.more = true;
+                            break 'scan;
+                        }
+                        new_seq = entry.seq;
                     }
-                    new_seq = entry.seq;
                 }
                 if last_page {
                     break;
@@ -503,12 +536,30 @@ impl<S: Scope> ServerSession<'_, S> {
         Ok((bytes, stats))
     }
 
+    /// Whether [`Self::offer`] sends `entry`'s document: not answered yet in this
+    /// round, in scope, and the device lacks some of it.
+    fn must_send(
+        &self,
+        entry: &CatalogueEntry,
+        peer: Option<&PeerDoc>,
+        acknowledged: u64,
+        peers: &BTreeMap<String, PeerWrite>,
+    ) -> bool {
+        !peers.contains_key(&entry.id)
+            && self.scope.may_receive(entry.kind, &entry.meta)
+            && peer
+                .and_then(|p| p.effective(acknowledged))
+                .map(sorted_heads)
+                != Some(sorted_heads(&entry.heads))
+    }
+
     /// Adds a catalogue entry to the reply if the device lacks it (or evicts it);
     /// `false` when the reply is full and the entry must wait for the next round.
-    fn offer<T: ServerStorage>(
+    /// `stored` is its document, read when [`Self::must_send`] said so (`None`: not
+    /// stored, or not needed).
+    fn offer(
         &self,
-        storage: &mut T,
-        (entry, peer): (&CatalogueEntry, Option<PeerDoc>),
+        (entry, peer, stored): (&CatalogueEntry, Option<PeerDoc>, Option<StoredDoc>),
         acknowledged: u64,
         serial: u64,
         reply: &mut ReplyBuilder,
@@ -539,7 +590,7 @@ impl<S: Scope> ServerSession<'_, S> {
         if held.as_deref() == Some(sorted_heads(&entry.heads).as_slice()) {
             return Ok(true);
         }
-        let Some(stored) = storage.document(&entry.id).map_err(storage_err)? else {
+        let Some(stored) = stored else {
             return Ok(true);
         };
         let update = match &held {

@@ -636,3 +636,109 @@ fn asking_for_a_document_the_server_never_had_stops() {
     assert!(officer.store.resync_wanted().expect("memory").is_empty());
     assert!(officer.store.documents().is_empty());
 }
+
+mod catalogue_filter {
+    use proptest::prelude::*;
+
+    use super::super::{CatalogueFilter, DocKind, DocMeta, Scope, UserScope};
+    use crate::grid::GridCode;
+    use crate::role::{GridScope, Role};
+
+    // Grid codes of two districts, streets and communities, so prefixes of every
+    // level both match and miss.
+    const GRIDS: [&str; 6] = [
+        "410105001001001",
+        "410105001001002",
+        "410105001002001",
+        "410105002001001",
+        "410102001001001",
+        "410102003004005",
+    ];
+    const USERS: [&str; 3] = ["wang_1", "li%2", "zhao"];
+
+    fn grid(i: usize) -> GridCode {
+        GRIDS[i].parse().expect("grid code")
+    }
+
+    fn scope_prefixes() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(
+            (
+                0..GRIDS.len(),
+                prop::sample::select(vec![0usize, 2, 4, 6, 9, 12, 15]),
+            ),
+            1..3,
+        )
+        .prop_map(|items| {
+            items
+                .into_iter()
+                .map(|(g, len)| {
+                    if len == 0 {
+                        "*".to_owned()
+                    } else {
+                        GRIDS[g][..len].to_owned()
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// The storage may skip what the filter does not admit, so the filter must
+        /// admit everything the scope does, for every role, posting and document.
+        #[test]
+        fn admits_everything_the_scope_admits(
+            role in prop::sample::select(Role::ALL.to_vec()),
+            user in prop::sample::select(USERS.to_vec()),
+            prefixes in scope_prefixes(),
+            patrol in any::<bool>(),
+            grids in prop::collection::vec(0..GRIDS.len(), 0..3),
+            owner in prop::option::of(prop::sample::select(USERS.to_vec())),
+            assignees in prop::collection::vec(prop::sample::select(USERS.to_vec()), 0..2),
+        ) {
+            let scope = UserScope {
+                user: user.to_owned(),
+                role,
+                grids: GridScope::new(&prefixes).expect("scope"),
+            };
+            let kind = if patrol { DocKind::PatrolLog } else { DocKind::Case };
+            let meta = DocMeta {
+                grids: grids.into_iter().map(grid).collect(),
+                owner: owner.map(str::to_owned),
+                assignees: assignees.into_iter().map(str::to_owned).collect(),
+            };
+            let filter = scope.catalogue_filter();
+            if scope.may_receive(kind, &meta) {
+                prop_assert!(filter.admits(kind, &meta), "{filter:?} hides {kind:?} {meta:?}");
+            }
+            prop_assert!(CatalogueFilter::everything().admits(kind, &meta));
+        }
+    }
+
+    #[test]
+    fn an_officer_of_one_community_skips_another_districts_cases() {
+        let scope = UserScope {
+            user: "zhao".to_owned(),
+            role: Role::EnforcementOfficer,
+            grids: GridScope::new(["410105001001"]).expect("scope"),
+        };
+        let filter = scope.catalogue_filter();
+        let elsewhere = DocMeta {
+            grids: vec![grid(4)],
+            owner: Some("wang_1".to_owned()),
+            assignees: Vec::new(),
+        };
+        assert!(!filter.admits(DocKind::Case, &elsewhere));
+        let dispatched_to_me = DocMeta {
+            assignees: vec!["zhao".to_owned()],
+            ..elsewhere.clone()
+        };
+        assert!(filter.admits(DocKind::Case, &dispatched_to_me));
+        let here = DocMeta {
+            grids: vec![grid(1)],
+            ..elsewhere
+        };
+        assert!(filter.admits(DocKind::Case, &here));
+        // Officers do not review patrol logs: only their own.
+        assert!(!filter.admits(DocKind::PatrolLog, &here));
+    }
+}
