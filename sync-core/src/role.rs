@@ -151,6 +151,69 @@ impl Role {
         }
     }
 
+    /// Whether this role may change postings (定岗: role, team and grids) at all:
+    /// the administrator and the 分包 supervisors. Which postings exactly is
+    /// [`Role::may_assign`].
+    pub const fn assigns_postings(self) -> bool {
+        matches!(
+            self,
+            Role::Admin | Role::CitySupervisor | Role::DistrictSupervisor
+        )
+    }
+
+    /// Whether this role may give `role` to someone (or take it from them): nobody
+    /// gives the server's role; only an administrator gives or takes the
+    /// administrator's; a district supervisor neither the city supervisor's.
+    pub const fn may_grant(self, role: Role) -> bool {
+        match (self, role) {
+            (_, Role::Server) => false,
+            (Role::Admin, _) => true,
+            (Role::CitySupervisor, Role::Admin) => false,
+            (Role::CitySupervisor, _) => true,
+            (Role::DistrictSupervisor, Role::Admin | Role::CitySupervisor) => false,
+            (Role::DistrictSupervisor, _) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a person of this role working in `scope` may change a user's posting
+    /// from (`user_role`, `user_scope`) to (`new_role`, `new_scope`). Both postings
+    /// must be ones this role may grant ([`Role::may_grant`]) and both scopes must lie
+    /// wholly inside `scope` ([`GridScope::encloses`]): a district supervisor moves
+    /// people within the district, never into or out of another. An empty scope (a
+    /// user not yet posted) lies inside every scope.
+    pub fn may_assign(
+        self,
+        scope: &GridScope,
+        user_role: Role,
+        user_scope: &GridScope,
+        new_role: Role,
+        new_scope: &GridScope,
+    ) -> Result<(), AssignRefused> {
+        if !self.assigns_postings() {
+            return Err(AssignRefused::NotAnAssigner(self));
+        }
+        if !self.may_grant(user_role) {
+            return Err(AssignRefused::UserRole {
+                assigner: self,
+                role: user_role,
+            });
+        }
+        if !self.may_grant(new_role) {
+            return Err(AssignRefused::NewRole {
+                assigner: self,
+                role: new_role,
+            });
+        }
+        if !scope.encloses(user_scope) {
+            return Err(AssignRefused::UserScope(user_scope.clone()));
+        }
+        if !scope.encloses(new_scope) {
+            return Err(AssignRefused::NewScope(new_scope.clone()));
+        }
+        Ok(())
+    }
+
     /// Whether this is one of the five field teams posted to level-3 grids.
     pub const fn is_field_worker(self) -> bool {
         matches!(
@@ -168,6 +231,36 @@ impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Why a posting change is refused ([`Role::may_assign`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignRefused {
+    /// The role changes no postings.
+    #[error("the role {0} changes no postings")]
+    NotAnAssigner(Role),
+    /// The user's current role is above what the assigner may grant.
+    #[error("the role {assigner} may not change the posting of someone posted as {role}")]
+    UserRole {
+        /// The assigner's role.
+        assigner: Role,
+        /// The user's current role.
+        role: Role,
+    },
+    /// The new role is above what the assigner may grant.
+    #[error("the role {assigner} may not post anyone as {role}")]
+    NewRole {
+        /// The assigner's role.
+        assigner: Role,
+        /// The role asked for.
+        role: Role,
+    },
+    /// The user works (also) outside the assigner's grids.
+    #[error("the user's current grids {0} are not all inside yours")]
+    UserScope(GridScope),
+    /// The new grids are (partly) outside the assigner's.
+    #[error("the new grids {0} are not all inside yours")]
+    NewScope(GridScope),
 }
 
 /// Why a role, scope or user id is not valid.
@@ -345,6 +438,16 @@ impl GridScope {
         })
     }
 
+    /// Whether every grid of `other` is in this scope (each of its prefixes starts
+    /// with one of ours): `410102` encloses `410102001,410102002001` but neither
+    /// `410102,410103001` nor `4101`. An empty `other` is enclosed by every scope.
+    pub fn encloses(&self, other: &GridScope) -> bool {
+        other
+            .prefixes
+            .iter()
+            .all(|q| self.prefixes.iter().any(|p| q.starts_with(p.as_str())))
+    }
+
     /// The prefixes, `""` standing for the whole city.
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
@@ -417,3 +520,7 @@ pub struct Actor {
     /// The Automerge actor id of the device (hex), assigned at registration.
     pub device: String,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
