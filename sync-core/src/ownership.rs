@@ -110,6 +110,18 @@ impl CategoryPattern {
     }
 }
 
+/// The pattern as written in the file: `*`, `C`, `E01` or `E0102`.
+impl fmt::Display for CategoryPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CategoryPattern::Any => f.write_str("*"),
+            CategoryPattern::Kind(kind) => write!(f, "{}", kind.prefix()),
+            CategoryPattern::Major(kind, major) => write!(f, "{}{major:02}", kind.prefix()),
+            CategoryPattern::Category(code) => write!(f, "{code}"),
+        }
+    }
+}
+
 /// One rule: categories (in an area) → team.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {

@@ -284,3 +284,23 @@ fn the_builtin_rules_dispatch_emergencies_and_manhole_covers_at_once() {
         );
     }
 }
+
+#[test]
+fn patterns_are_shown_as_written() {
+    let ownership = ownership();
+    let shown: Vec<Vec<String>> = ownership
+        .rules()
+        .iter()
+        .map(|r| r.categories.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(shown, [["E01"], ["E0101"], ["E01"], ["*"]]);
+    let overrides: Vec<Vec<String>> = ownership
+        .overrides()
+        .iter()
+        .map(|o| o.categories.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(overrides, [vec!["C02", "E0401"], vec!["*"]]);
+    for text in ["*", "C", "E", "C01", "E05", "C0101", "E0505"] {
+        assert_eq!(CategoryPattern::parse(text).unwrap().to_string(), text);
+    }
+}
