@@ -1,6 +1,7 @@
 //! The HTTP API. Every error is JSON `{"error": {"code", "message"}}` with the right
 //! status; handlers take typed extractors and never unwrap what a client sent.
 
+mod assignments;
 mod cases;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -62,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/me", get(me))
         .route("/v1/users", get(users))
+        .route("/v1/users/{id}/posting", put(assignments::set_posting))
+        .route("/v1/assignments", get(assignments::list))
+        .route("/v1/ownership-rules", get(assignments::ownership_rules))
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
         .route("/v1/routing", get(routing))

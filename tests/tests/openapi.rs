@@ -24,6 +24,10 @@ fn every_documented_operation_is_served() {
                     .post(&url)
                     .header("Content-Type", "application/json")
                     .send("{}"),
+                "put" => http()
+                    .put(&url)
+                    .header("Content-Type", "application/json")
+                    .send("{}"),
                 other => panic!("{other} {path}: add it to this test"),
             };
             let (status, body) = answer(response);
