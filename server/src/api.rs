@@ -520,8 +520,13 @@ async fn routing(
         .ownership
         .route(catalog, category, grid, Some(gcj02))
         .map_err(|e| bad_request("unknown_category", e.to_string()))?;
-    let postings = crate::cases::postings_of(state.store.users().await?);
-    let people = grid.map(|g| responsible(&postings, &routing.team, g));
+    let people = match grid {
+        Some(g) => {
+            let postings = crate::cases::postings_of(state.store.users_covering(&g).await?);
+            Some(responsible(&postings, &routing.team, g))
+        }
+        None => None,
+    };
     let team_name = catalog
         .team(routing.team.as_str())
         .map(|t| t.name_zh.clone());

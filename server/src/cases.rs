@@ -15,7 +15,7 @@ use wangge_sync_core::case::automation::Automation;
 use wangge_sync_core::case::fold::Outcome;
 use wangge_sync_core::case::{Action, CaseDocument, CaseView, Status, WorkflowContext};
 use wangge_sync_core::catalog::Catalog;
-use wangge_sync_core::grid::GridIndex;
+use wangge_sync_core::grid::{GridCode, GridIndex};
 use wangge_sync_core::ownership::{Ownership, Posting};
 use wangge_sync_core::role::{Actor, GridScope, Role};
 use wangge_sync_core::sync::server::Automate;
@@ -159,7 +159,8 @@ pub fn server_actor() -> Actor {
 pub struct ServerActions<'a> {
     /// The rules.
     pub rules: &'a CaseRules,
-    /// For the postings, asked for only when a case is dispatched automatically.
+    /// For the postings of a grid, asked for only when a case is dispatched
+    /// automatically.
     pub store: &'a Arc<dyn Store>,
     /// The runtime to wait on the store with.
     pub handle: &'a Handle,
@@ -188,9 +189,9 @@ pub fn postings_of(users: Vec<crate::store::User>) -> Vec<Posting> {
 }
 
 impl ServerActions<'_> {
-    /// Everyone's postings now.
-    fn postings(&self) -> Vec<Posting> {
-        match self.handle.block_on(self.store.users()) {
+    /// The postings covering `grid` now.
+    fn postings(&self, grid: GridCode) -> Vec<Posting> {
+        match self.handle.block_on(self.store.users_covering(&grid)) {
             Ok(users) => postings_of(users),
             Err(error) => {
                 // Dispatched to the team without a name: the team's phones still get it.
@@ -206,7 +207,7 @@ impl Automate for ServerActions<'_> {
         let (DocKind::Case, Some(grids)) = (kind, self.rules.grids.as_deref()) else {
             return;
         };
-        let postings = || self.postings();
+        let postings = |grid| self.postings(grid);
         let automation = Automation {
             context: self.rules.context(),
             ownership: &self.rules.ownership,

@@ -82,6 +82,20 @@ pub fn escalate_every_from_env() -> Result<std::time::Duration, String> {
     seconds_from_env("WANGGE_ESCALATE_SECONDS", 60)
 }
 
+/// `WANGGE_SYNC_ROUNDS` (1..=1024; default twice the cores): how many sync rounds run
+/// at once; the others wait their turn in line.
+pub fn sync_rounds_from_env() -> Result<usize, String> {
+    let default = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    match std::env::var("WANGGE_SYNC_ROUNDS") {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| format!("WANGGE_SYNC_ROUNDS={text:?} is not a number in 1..=1024")),
+    }
+}
+
 /// A number of seconds in 1..=3600 from the environment variable `name`.
 fn seconds_from_env(name: &str, default: u64) -> Result<std::time::Duration, String> {
     match std::env::var(name) {

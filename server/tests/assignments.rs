@@ -165,6 +165,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
         sync: Arc::new(wangge_server::sync::SyncEngine::new(
             Default::default(),
             rules,
+            4,
         )),
         push: Arc::new(wangge_server::push::PushHub::new(
             std::time::Duration::from_secs(30),

@@ -343,3 +343,50 @@ async fn importing_grids_replaces_them_whole() {
         assert_eq!(next, [grid("410103001001001")]);
     }
 }
+
+#[tokio::test]
+async fn users_covering_a_grid_are_those_posted_at_one_of_its_levels() {
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        // (id, scope): the grid 410102001001003 is in community 410102001001,
+        // street 410102001, district 410102.
+        let postings = [
+            ("a-grid", "410102001001003"),
+            ("b-community", "410102001001"),
+            ("c-street", "410105001,410102001"),
+            ("d-district", "410102"),
+            ("e-city", "*"),
+            ("f-other-grid", "410102001001004"),
+            ("g-other-street", "410102002"),
+            ("h-other-district", "410105"),
+        ];
+        for (id, scope) in postings {
+            let mut u = user(id);
+            u.scope = scope.parse().expect("scope");
+            store.create_user(&u).await.expect("create");
+        }
+        let grid = "410102001001003".parse().expect("grid");
+        let ids: Vec<String> = store
+            .users_covering(&grid)
+            .await
+            .expect("covering")
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["a-grid", "b-community", "c-street", "d-district", "e-city"],
+            "{backend:?}"
+        );
+        // The same answer as filtering every account with GridScope::covers.
+        let every: Vec<String> = store
+            .users()
+            .await
+            .expect("users")
+            .into_iter()
+            .filter(|u| u.scope.covers(Some(&grid)))
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(ids, every, "{backend:?}");
+    }
+}

@@ -97,7 +97,7 @@ impl Phone {
 async fn sync_rounds_on_every_backend() {
     for Fresh { store, .. } in backends().await {
         let backend = store.backend();
-        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules()));
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules(), 4));
         let community = "410102001001";
         let mut officer = Phone::new(actor(
             1,
@@ -255,7 +255,7 @@ async fn a_reply_serial_is_claimed_once() {
             Some("enforcement"),
             "410102001001",
         );
-        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules()));
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules(), 4));
         let mut phone = Phone::new(officer);
         for id in ["a", "b"] {
             let case =

@@ -199,6 +199,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         sync: Arc::new(wangge_server::sync::SyncEngine::new(
             Default::default(),
             rules,
+            config::sync_rounds_from_env().map_err(anyhow::Error::msg)?,
         )),
         push,
         metrics: Arc::new(wangge_server::metrics::Metrics::new()),

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use wangge_sync_core::catalog::TeamId;
+use wangge_sync_core::grid::GridCode;
 use wangge_sync_core::role::{GridScope, Role};
 
 pub use postgres::PostgresStore;
@@ -189,6 +190,9 @@ pub trait Store: sync::SyncStore + cases::CaseStore + Fanout + Send + Sync + 'st
     fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<User>>;
     /// Every user, by id.
     fn users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// The users whose scope covers `grid` (one of its prefixes, or the whole city),
+    /// by id: whom routing may name for a case there, without reading every account.
+    fn users_covering<'a>(&'a self, grid: &'a GridCode) -> StoreFuture<'a, Vec<User>>;
     /// Changes a user's posting (role, team, grids); false if there is no such user.
     fn set_posting<'a>(
         &'a self,
@@ -395,6 +399,34 @@ macro_rules! impl_store {
                         )
                         .fetch_all(&self.pool)
                         .await?;
+                    rows.into_iter()
+                        .map($crate::store::parse_user)
+                        .collect()
+                })
+            }
+
+            fn users_covering<'a>(
+                &'a self,
+                grid: &'a wangge_sync_core::grid::GridCode,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::User>> {
+                Box::pin(async move {
+                    // `scope` is GridScope's text: prefixes joined by commas, `*` for
+                    // the whole city. A scope covers the grid when it lists one of the
+                    // code's prefixes at a level boundary.
+                    let code = grid.to_string();
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, display_name, role, team, scope, password_hash, created_at, disabled
+                         FROM users WHERE (',' || scope || ',') LIKE '%,*,%'",
+                    );
+                    for len in [2, 4, 6, 9, 12, 15] {
+                        if let Some(prefix) = code.get(..len) {
+                            q.push(" OR (',' || scope || ',') LIKE ")
+                                .push_bind(format!("%,{prefix},%"));
+                        }
+                    }
+                    q.push(" ORDER BY id");
+                    let rows: Vec<$crate::store::UserRow> =
+                        q.build_query_as().fetch_all(&self.pool).await?;
                     rows.into_iter()
                         .map($crate::store::parse_user)
                         .collect()

@@ -34,9 +34,10 @@ pub struct Automation<'a> {
     pub ownership: &'a Ownership,
     /// The server's grids.
     pub grids: &'a GridIndex,
-    /// Everyone's postings (who handles what where), asked for only when a case is
+    /// The postings (who handles what where) whose scope covers a grid — at least
+    /// those; others are ignored — asked for only when a case in that grid is
     /// dispatched automatically.
-    pub postings: &'a dyn Fn() -> Vec<Posting>,
+    pub postings: &'a dyn Fn(GridCode) -> Vec<Posting>,
 }
 
 impl std::fmt::Debug for Automation<'_> {
@@ -111,7 +112,7 @@ impl Automation<'_> {
             done.routing = Some(routing);
             return Ok(done);
         };
-        let assignee = responsible(&(self.postings)(), &routing.team, grid)
+        let assignee = responsible(&(self.postings)(grid), &routing.team, grid)
             .handlers
             .into_iter()
             .next();
@@ -247,7 +248,7 @@ mod tests {
             context: context(),
             ownership: &ownership,
             grids: &index,
-            postings: &|| postings.clone(),
+            postings: &|_| postings.clone(),
         };
         automation.act(doc, &cast().server, at(1)).unwrap()
     }
@@ -287,7 +288,7 @@ mod tests {
             context: context(),
             ownership: &ownership,
             grids: &index,
-            postings: &|| postings.clone(),
+            postings: &|_| postings.clone(),
         };
         let mut doc = report("E0102", Some(GRID), 0.0);
         let done = automation.act(&mut doc, &cast().server, at(1)).unwrap();
