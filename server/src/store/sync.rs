@@ -170,6 +170,60 @@ pub(crate) fn peer_from(row: PeerRow) -> Result<PeerDoc, StoreError> {
     })
 }
 
+/// What storing a document's changes writes, computed from the stored document as read
+/// before the write transaction (the CPU of loading, compacting and folding stays out
+/// of the serialized part). The transaction uses it only if the document is still
+/// as read (`base`), and otherwise computes it again inside.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The stored heads as read; `None`: the document was not stored.
+    pub base: Option<Vec<u8>>,
+    /// The last chunk number as read.
+    pub last: i64,
+    /// The chunks to store: one save, or the changes appended.
+    pub chunks: Replace,
+    /// The heads of the whole document.
+    pub heads: Vec<u8>,
+    /// What `Derive` makes of it.
+    pub derived: super::cases::Derived,
+}
+
+/// How a write changes a document's chunks.
+#[derive(Debug)]
+pub(crate) enum Replace {
+    /// All chunks become this one save.
+    Compacted(Vec<u8>),
+    /// The new changes are appended as they are.
+    Appended,
+}
+
+/// Loads `stored` (the chunks as read) plus `write`'s changes and derives what the
+/// transaction writes.
+pub(crate) fn prepare(
+    write: &DocWrite,
+    base: Option<Vec<u8>>,
+    stored: Vec<(i64, Vec<u8>)>,
+    derive: &dyn Derive,
+) -> Result<Prepared, StoreError> {
+    let last = stored.last().map_or(0, |(n, _)| *n);
+    let mut chunks: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
+    chunks.extend(write.changes.iter().cloned());
+    let doc = wangge_sync_core::sync::load_chunks(&chunks)
+        .map_err(|e| StoreError::Corrupt(format!("document {:?}: {e}", write.id)))?;
+    let chunks = if i64::try_from(chunks.len()).unwrap_or(i64::MAX) > COMPACT_AFTER {
+        Replace::Compacted(doc.save())
+    } else {
+        Replace::Appended
+    };
+    Ok(Prepared {
+        base,
+        last,
+        chunks,
+        heads: heads_to_bytes(&doc.get_heads()),
+        derived: derive.derive(&write.id, write.kind, &doc),
+    })
+}
+
 /// Rows of `sync_peers` written per statement (6 parameters each: well within
 /// SQLite's 32,766 and PostgreSQL's 65,535).
 pub(crate) const PEER_ROWS_PER_STATEMENT: usize = 500;
@@ -411,10 +465,17 @@ macro_rules! impl_sync_store {
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let mut documents: Vec<&wangge_sync_core::sync::server::DocWrite> =
+                        commit.documents.iter().collect();
+                    documents.sort_by(|a, b| a.id.cmp(&b.id));
+                    let mut prepared = Vec::with_capacity(documents.len());
+                    for write in &documents {
+                        prepared.push(prepare_write(&self.pool, write, derive).await?);
+                    }
                     let mut attempt = 0;
                     loop {
                         let _turn = self.write_turn().await;
-                        match sync_commit_once(&self.pool, commit, derive, now).await {
+                        match sync_commit_once(&self.pool, commit, &documents, &prepared, derive, now).await {
                             Err(e) if $crate::store::sync::retryable(&e) && attempt < $crate::store::sync::RETRIES => {
                                 attempt += 1;
                                 tracing::info!(device = %commit.device, attempt, "retrying a sync commit: {e}");
@@ -433,10 +494,11 @@ macro_rules! impl_sync_store {
                 now: i64,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
+                    let prepared = prepare_write(&self.pool, write, derive).await?;
                     let mut attempt = 0;
                     loop {
                         let _turn = self.write_turn().await;
-                        match document_write_once(&self.pool, write, expect, derive, now).await {
+                        match document_write_once(&self.pool, write, expect, &prepared, derive, now).await {
                             Err(e) if $crate::store::sync::retryable(&e) && attempt < $crate::store::sync::RETRIES => {
                                 attempt += 1;
                                 tracing::info!(id = %write.id, attempt, "retrying a document write: {e}");
@@ -459,6 +521,8 @@ macro_rules! impl_sync_store {
         async fn sync_commit_once(
             pool: &sqlx::Pool<sqlx::$db>,
             commit: &wangge_sync_core::sync::server::ServerCommit,
+            documents: &[&wangge_sync_core::sync::server::DocWrite],
+            prepared: &[$crate::store::sync::Prepared],
             derive: &dyn $crate::store::cases::Derive,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
@@ -507,11 +571,8 @@ macro_rules! impl_sync_store {
             .bind(acknowledged)
             .execute(&mut *tx)
             .await?;
-            let mut documents: Vec<&wangge_sync_core::sync::server::DocWrite> =
-                commit.documents.iter().collect();
-            documents.sort_by(|a, b| a.id.cmp(&b.id));
-            for (i, write) in documents.iter().enumerate() {
-                write_document(&mut tx, write, i, derive, now).await?;
+            for (i, (write, prepared)) in documents.iter().zip(prepared).enumerate() {
+                write_document(&mut tx, write, i, Some(prepared), derive, now).await?;
             }
             // The device's records, many rows a statement.
             for batch in commit.peers.chunks(s::PEER_ROWS_PER_STATEMENT) {
@@ -543,7 +604,7 @@ macro_rules! impl_sync_store {
                 );
                 q.build().execute(&mut *tx).await?;
             }
-            publish_positions(&mut tx, &documents).await?;
+            publish_positions(&mut tx, documents).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -553,6 +614,7 @@ macro_rules! impl_sync_store {
             pool: &sqlx::Pool<sqlx::$db>,
             write: &wangge_sync_core::sync::server::DocWrite,
             expect: Option<&[automerge::ChangeHash]>,
+            prepared: &$crate::store::sync::Prepared,
             derive: &dyn $crate::store::cases::Derive,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
@@ -574,21 +636,43 @@ macro_rules! impl_sync_store {
                     });
                 }
             }
-            write_document(&mut tx, write, 0, derive, now).await?;
+            write_document(&mut tx, write, 0, Some(prepared), derive, now).await?;
             publish_positions(&mut tx, &[write]).await?;
             tx.commit().await?;
             Ok(())
         }
 
+        /// Reads a document as stored (heads, chunks: one statement, one snapshot)
+        /// and prepares `write` on it, outside any transaction.
+        async fn prepare_write(
+            pool: &sqlx::Pool<sqlx::$db>,
+            write: &wangge_sync_core::sync::server::DocWrite,
+            derive: &dyn $crate::store::cases::Derive,
+        ) -> Result<$crate::store::sync::Prepared, $crate::store::StoreError> {
+            let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT d.heads, c.n, c.bytes FROM documents d
+                 JOIN document_chunks c ON c.doc_id = d.id
+                 WHERE d.id = $1 ORDER BY c.n",
+            )
+            .bind(&write.id)
+            .fetch_all(pool)
+            .await?;
+            let base = rows.first().map(|(heads, _, _)| heads.clone());
+            let stored = rows.into_iter().map(|(_, n, bytes)| (n, bytes)).collect();
+            $crate::store::sync::prepare(write, base, stored, derive)
+        }
+
         /// Stores a document's new changes, compacted with what is stored into one
         /// save, and what `derive` makes of the whole document (concurrent writers'
-        /// changes included). Its catalogue position stays a placeholder unique in
-        /// the transaction (`-1 - nth`, never read outside it) until
+        /// changes included): `prepared` if the document is still as it was read,
+        /// else computed again here. Its catalogue position stays a placeholder
+        /// unique in the transaction (`-1 - nth`, never read outside it) until
         /// [`publish_positions`].
         pub(crate) async fn write_document(
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             write: &wangge_sync_core::sync::server::DocWrite,
             nth: usize,
+            prepared: Option<&$crate::store::sync::Prepared>,
             derive: &dyn $crate::store::cases::Derive,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
@@ -609,48 +693,76 @@ macro_rules! impl_sync_store {
             .bind(now)
             .execute(&mut **tx)
             .await?;
-            let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT n, bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
-            )
-            .bind(&write.id)
-            .fetch_all(&mut **tx)
-            .await?;
-            let last = stored.last().map_or(0, |(n, _)| *n);
-            let mut chunks: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
-            chunks.extend(write.changes.iter().cloned());
-            let doc = wangge_sync_core::sync::load_chunks(&chunks).map_err(|e| {
-                $crate::store::StoreError::Corrupt(format!("document {:?}: {e}", write.id))
-            })?;
-            if i64::try_from(chunks.len()).unwrap_or(i64::MAX) > s::COMPACT_AFTER {
-                sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
+            // Under the row's lock nothing moves any more: is the document still what
+            // `prepared` was computed from? (Another writer may have created or
+            // changed it since it was read.)
+            let unchanged = match prepared.map(|p| p.base.as_ref()) {
+                None => false,
+                Some(None) => {
+                    let (chunks,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM document_chunks WHERE doc_id = $1")
+                            .bind(&write.id)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    chunks == 0
+                }
+                Some(Some(base)) => {
+                    let (heads,): (Vec<u8>,) =
+                        sqlx::query_as("SELECT heads FROM documents WHERE id = $1")
+                            .bind(&write.id)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    &heads == base
+                }
+            };
+            let computed;
+            let prepared = match prepared.filter(|_| unchanged) {
+                Some(prepared) => prepared,
+                None => {
+                    tracing::debug!(id = %write.id, "document changed since the write was prepared: preparing again");
+                    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                        "SELECT n, bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
+                    )
                     .bind(&write.id)
-                    .execute(&mut **tx)
+                    .fetch_all(&mut **tx)
                     .await?;
-                sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
-                    .bind(&write.id)
-                    .bind(last + 1)
-                    .bind(doc.save())
-                    .execute(&mut **tx)
-                    .await?;
-            } else {
-                let mut n = last;
-                for change in &write.changes {
-                    n += 1;
+                    computed = s::prepare(write, None, stored, derive)?;
+                    &computed
+                }
+            };
+            match &prepared.chunks {
+                s::Replace::Compacted(save) => {
+                    sqlx::query("DELETE FROM document_chunks WHERE doc_id = $1")
+                        .bind(&write.id)
+                        .execute(&mut **tx)
+                        .await?;
                     sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
                         .bind(&write.id)
-                        .bind(n)
-                        .bind(change)
+                        .bind(prepared.last + 1)
+                        .bind(save)
                         .execute(&mut **tx)
                         .await?;
                 }
+                s::Replace::Appended => {
+                    let mut n = prepared.last;
+                    for change in &write.changes {
+                        n += 1;
+                        sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
+                            .bind(&write.id)
+                            .bind(n)
+                            .bind(change)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
             }
-            let derived = derive.derive(&write.id, write.kind, &doc);
+            let derived = &prepared.derived;
             sqlx::query(
                 "UPDATE documents SET heads = $2, grids = $3, owner = $4, assignees = $5
                  WHERE id = $1",
             )
             .bind(&write.id)
-            .bind(s::heads_to_bytes(&doc.get_heads()))
+            .bind(&prepared.heads)
             .bind(s::join(derived.meta.grids.iter().map(ToString::to_string)))
             .bind(derived.meta.owner.as_deref())
             .bind(s::join(derived.meta.assignees.iter().cloned()))
