@@ -365,24 +365,25 @@ async fn concurrent_writers_of_one_case_lose_nothing_on_every_backend() {
             calendar: &calendar,
         };
         let view = CaseDocument::from_automerge(doc).fold(&context);
-        let comments = view
-            .entries
-            .iter()
-            .filter_map(|e| e.entry.as_ref())
-            .filter(|e| e.action == Action::Comment)
-            .count();
-        assert_eq!(comments, 18, "{backend:?}: every wave's comments stored");
+        assert_eq!(
+            comments(&view),
+            18,
+            "{backend:?}: every wave's comments stored"
+        );
         // And every phone ends with all of them.
         for phone in &mut phones {
             phone.sync(&engine, &store).await;
             let view = phone.case("busy").expect("case").fold(&context);
-            let on_phone = view
-                .entries
-                .iter()
-                .filter_map(|e| e.entry.as_ref())
-                .filter(|e| e.action == Action::Comment)
-                .count();
-            assert_eq!(on_phone, 18, "{backend:?}: {}", phone.actor.user);
+            assert_eq!(comments(&view), 18, "{backend:?}: {}", phone.actor.user);
         }
     }
+}
+
+/// The comments in a case's timeline.
+fn comments(view: &wangge_sync_core::case::CaseView) -> usize {
+    view.entries
+        .iter()
+        .filter_map(|e| e.entry.as_ref())
+        .filter(|e| e.action == Action::Comment)
+        .count()
 }
