@@ -74,29 +74,29 @@ pub struct IngestArgs {
 
 /// What the phones share during the measured phase.
 #[derive(Debug, Default)]
-struct Shared {
+pub(crate) struct Shared {
     /// Changes in requests the server acknowledged.
-    stored: AtomicU64,
+    pub(crate) stored: AtomicU64,
     /// Changes made on the phones.
-    made: AtomicU64,
+    pub(crate) made: AtomicU64,
     /// Documents received from other phones.
-    received: AtomicU64,
+    pub(crate) received: AtomicU64,
     /// Changes of others' documents a phone sent back.
-    foreign_resent: AtomicU64,
+    pub(crate) foreign_resent: AtomicU64,
     /// Set when `--max-seconds` is up: no phone starts another round.
-    stop: AtomicBool,
-    samples: Mutex<Samples>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) samples: Mutex<Samples>,
 }
 
 #[derive(Debug, Default)]
-struct Samples {
-    latencies: Vec<Duration>,
-    syncs: Vec<Duration>,
-    errors: Vec<String>,
+pub(crate) struct Samples {
+    pub(crate) latencies: Vec<Duration>,
+    pub(crate) syncs: Vec<Duration>,
+    pub(crate) errors: Vec<String>,
 }
 
 /// One phone's rounds; returns how many of its documents are left unsent.
-async fn run_phone(
+pub(crate) async fn run_phone(
     mut phone: Phone,
     community: Arc<Community>,
     index: usize,

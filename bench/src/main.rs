@@ -1,11 +1,13 @@
 //! `wangge-bench`: load on the real `wangge` server over loopback HTTP (issue 5,
 //! "Speed"). `ingest`: simulated phones report and edit cases offline and sync them;
-//! `push`: idle push sockets and the latency of `sync_now`. Each starts its own server
+//! `push`: idle push sockets and the latency of `sync_now`; `memory`: the server's
+//! memory with a million cases stored. Each starts its own server
 //! on a fresh database and kills it when done, failed or interrupted (Ctrl-C); see
 //! `bench/README.md`.
 
 mod http;
 mod ingest;
+mod memory;
 mod phone;
 mod push;
 mod report;
@@ -29,6 +31,9 @@ enum Command {
     /// Idle push sockets (GET /v1/push): memory per connection; latency from a sync
     /// to the `sync_now` of every device posted to the community.
     Push(push::PushArgs),
+    /// The server's memory with a million cases stored: seeded straight into a fresh
+    /// database, then listed, opened, bootstrapped, ingested and escalated over HTTP.
+    Memory(memory::MemoryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +53,7 @@ fn main() -> std::process::ExitCode {
             match cli.command {
                 Command::Ingest(args) => ingest::run(args).await,
                 Command::Push(args) => push::run(args).await,
+                Command::Memory(args) => memory::run(args).await,
             }
         };
         // On Ctrl-C the work is dropped, and with it the server (killed) and the

@@ -84,6 +84,10 @@ pub struct SyncOutcome {
     pub errors: Vec<String>,
     /// When the first successful request was sent and its reply read.
     pub first: Option<(Instant, Instant)>,
+    /// The replies' bytes.
+    pub reply_bytes: u64,
+    /// Whether the server had nothing more (else a bound stopped it).
+    pub settled: bool,
 }
 
 impl Phone {
@@ -222,8 +226,26 @@ impl Phone {
         max_errors: usize,
         in_flight: Option<&tokio::sync::Semaphore>,
     ) -> anyhow::Result<SyncOutcome> {
+        let outcome = self.sync_bounded(max_errors, in_flight, 1000, None).await?;
+        if !outcome.settled {
+            bail!("{}: the sync does not settle", self.actor.user);
+        }
+        Ok(outcome)
+    }
+
+    /// [`Phone::sync`] with at most `max_requests` successful requests and no request
+    /// started after `deadline`; `settled` says whether the server had nothing more.
+    pub async fn sync_bounded(
+        &mut self,
+        max_errors: usize,
+        in_flight: Option<&tokio::sync::Semaphore>,
+        max_requests: usize,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<SyncOutcome> {
         let mut outcome = SyncOutcome::default();
-        for _ in 0..1000 {
+        while outcome.latencies.len() < max_requests
+            && deadline.is_none_or(|deadline| Instant::now() < deadline)
+        {
             let request = self.session.prepare(&mut self.store)?;
             let (changes, foreign) = self.count_changes(&request)?;
             let bearer = format!("Bearer {}", self.token);
@@ -273,11 +295,18 @@ impl Phone {
             outcome.changes_stored += changes;
             outcome.foreign_resent += foreign;
             outcome.received += report.received.saturating_sub(report.acknowledged) as u64;
+            outcome.reply_bytes += response.body.len() as u64;
             if !report.more {
+                outcome.settled = true;
                 return Ok(outcome);
             }
         }
-        bail!("{}: the sync does not settle", self.actor.user)
+        Ok(outcome)
+    }
+
+    /// Documents on the phone.
+    pub fn documents(&self) -> usize {
+        self.store.documents().len()
     }
 
     /// Own documents not yet acknowledged by the server.

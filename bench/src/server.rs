@@ -243,6 +243,18 @@ impl Wangge {
 
     /// Cuts `district`'s unit grids into `out` and imports them into `database`.
     pub async fn grids(&self, district: &str, out: &Path, database: &str) -> anyhow::Result<()> {
+        self.cut_grids(district, out).await?;
+        let out = out.to_string_lossy().into_owned();
+        self.run(
+            &["grid", "import", "--grids", &out, "--database", database],
+            "",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Cuts `district`'s unit grids into `out`.
+    pub async fn cut_grids(&self, district: &str, out: &Path) -> anyhow::Result<()> {
         let districts = workspace_root().join("data/zhengzhou-districts.geojson");
         let districts = districts.to_string_lossy().into_owned();
         let out = out.to_string_lossy().into_owned();
@@ -257,11 +269,6 @@ impl Wangge {
                 "--out",
                 &out,
             ],
-            "",
-        )
-        .await?;
-        self.run(
-            &["grid", "import", "--grids", &out, "--database", database],
             "",
         )
         .await?;
@@ -379,6 +386,15 @@ impl ServerProcess {
     /// or a slow statement's summary) with its count and one full example.
     pub fn log_problems(&self) -> (usize, Vec<String>) {
         log_kinds(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// Lines of the server's log that contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
     }
 
     /// Kills the server and waits for it.

@@ -37,6 +37,15 @@ const SPOTS_PER_COMMUNITY: usize = 16;
 
 /// The communities of a grid file that have at least four spots, in code order.
 pub fn communities(grid_file: &Path) -> anyhow::Result<Vec<Community>> {
+    communities_with(grid_file, SPOTS_PER_COMMUNITY)
+}
+
+/// The communities of a grid file that have at least four spots (at most
+/// `spots_per_community`, in distinct unit grids), in code order.
+pub fn communities_with(
+    grid_file: &Path,
+    spots_per_community: usize,
+) -> anyhow::Result<Vec<Community>> {
     let bytes = std::fs::read(grid_file)
         .with_context(|| format!("reading the grids {}", grid_file.display()))?;
     let set = read_grids(&bytes).with_context(|| format!("parsing {}", grid_file.display()))?;
@@ -46,7 +55,7 @@ pub fn communities(grid_file: &Path) -> anyhow::Result<Vec<Community>> {
     let mut candidates: BTreeMap<CommunityCode, Vec<(GridCode, LonLat)>> = BTreeMap::new();
     for grid in set.grids() {
         let list = candidates.entry(grid.code.community()).or_default();
-        if list.len() >= SPOTS_PER_COMMUNITY * 2 {
+        if list.len() >= spots_per_community * 2 {
             continue;
         }
         let (mut min, mut max) = ([f64::MAX; 2], [f64::MIN; 2]);
@@ -78,7 +87,7 @@ pub fn communities(grid_file: &Path) -> anyhow::Result<Vec<Community>> {
                     },
                 })
             })
-            .take(SPOTS_PER_COMMUNITY)
+            .take(spots_per_community)
             .collect();
         if spots.len() >= 4 {
             out.push(Community {
