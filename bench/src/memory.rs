@@ -781,7 +781,8 @@ impl Pool {
                         .bind(community)
                         .fetch_one($pool)
                         .await?;
-                (statuses, overdue, in_community)
+                let total: i64 = statuses.iter().map(|(_, n)| n).sum();
+                (statuses, overdue, (in_community, total))
             }};
         }
         let (statuses, overdue, in_community, version) = match self {
@@ -814,8 +815,8 @@ impl Pool {
                 .map(|(s, n)| (s.unwrap_or_else(|| "(none)".into()), n))
                 .collect(),
             overdue,
-            in_community: usize::try_from(in_community).unwrap_or(0),
-            total: usize::try_from(last_seq).unwrap_or(0),
+            in_community: usize::try_from(in_community.0).unwrap_or(0),
+            total: usize::try_from(in_community.1).unwrap_or(0),
             version,
         })
     }
@@ -865,7 +866,8 @@ struct Finished {
     overdue: i64,
     /// Cases in the community whose officer's phone bootstraps.
     in_community: usize,
-    /// Cases stored (the catalogue's position).
+    /// Cases stored (after a resumed run, the catalogue's position is further: the
+    /// earlier run's escalations and phones wrote too).
     total: usize,
     version: String,
 }
