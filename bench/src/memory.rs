@@ -536,7 +536,7 @@ impl World {
         };
         let when = flow.next(rng);
         let done = automation
-            .act(&mut case, &server_actor(), when)
+            .act(&mut case, &[], &server_actor(), when)
             .context("the server's automation")?;
         flow.changes += usize::from(done.wrote());
         let team = match &done.routing {

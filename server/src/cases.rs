@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use automerge::Automerge;
+use automerge::{Automerge, ChangeHash};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::runtime::Handle;
@@ -155,7 +155,8 @@ pub fn server_actor() -> Actor {
 }
 
 /// The server's reaction to a sync round's writes, run on the round's blocking
-/// thread: routing and automatic dispatch of newly reported cases.
+/// thread: routing and automatic dispatch of newly reported cases, and routing again
+/// of cases whose category or location the round changed.
 pub struct ServerActions<'a> {
     /// The rules.
     pub rules: &'a CaseRules,
@@ -203,7 +204,7 @@ impl ServerActions<'_> {
 }
 
 impl Automate for ServerActions<'_> {
-    fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge) {
+    fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge, before: &[ChangeHash]) {
         let (DocKind::Case, Some(grids)) = (kind, self.rules.grids.as_deref()) else {
             return;
         };
@@ -215,9 +216,9 @@ impl Automate for ServerActions<'_> {
             postings: &postings,
         };
         let mut case = CaseDocument::from_automerge(doc.clone());
-        match automation.act(&mut case, &server_actor(), self.now) {
+        match automation.act(&mut case, before, &server_actor(), self.now) {
             Ok(done) if done.wrote() => {
-                tracing::info!(case = id, relocated = ?done.relocated, dispatched = ?done.dispatched, "server acted on a case");
+                tracing::info!(case = id, relocated = ?done.relocated, returned = ?done.returned, dispatched = ?done.dispatched, "server acted on a case");
                 *doc = case.automerge().clone();
             }
             Ok(_) => {}

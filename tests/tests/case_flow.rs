@@ -345,6 +345,104 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
     }
 }
 
+/// A dispatched case the acceptor reclassifies goes to the team the rules now name: the
+/// server returns it (退回) and dispatches it again in the acceptor's round, and the new
+/// worker's connected phone is told.
+#[test]
+fn a_case_reclassified_after_its_dispatch_goes_to_the_new_team() {
+    let [(grid, position), _] = two_places();
+    let community = grid.community().to_string();
+    for database in databases() {
+        let url = &database.url;
+        import_grids(url);
+        add_user(
+            url,
+            "officer",
+            "enforcement_officer",
+            Some("enforcement"),
+            &community,
+        );
+        add_user(
+            url,
+            "maint",
+            "municipal_maintenance",
+            Some("municipal_maintenance"),
+            &community,
+        );
+        add_user(
+            url,
+            "plumber",
+            "department_handler",
+            Some("water"),
+            &community,
+        );
+        add_user(
+            url,
+            "acceptor",
+            "acceptor",
+            None,
+            &grid.street().to_string(),
+        );
+        let server = Server::start(url, &[]);
+        let backend = database.backend;
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let mut maint = Phone::login(&server, "maint", PASSWORD);
+        let mut plumber = Phone::login(&server, "plumber", PASSWORD);
+        let mut acceptor = Phone::login(&server, "acceptor", PASSWORD);
+        let mut plumber_push = plumber.push(&server);
+        plumber_push.expect("hello");
+
+        // A sewage manhole cover (C0102): municipal maintenance's, dispatched at once.
+        let id = "0193f0a0-0000-7000-8000-0000000000d1";
+        report(&mut officer, id, "C0102", grid, position);
+        officer.sync(&server);
+        let first = officer.fold(id).assignment.expect("dispatched");
+        assert_eq!(first.assignee.as_deref(), Some("maint"), "{backend}");
+
+        // On site it is a water supply cover (C0101 上水井盖): the water company's.
+        acceptor.sync(&server);
+        let mut case = acceptor.case(id);
+        case.set_category(&acceptor.actor, "C0101".parse().expect("category"))
+            .expect("reclassified");
+        acceptor.write(id, &case);
+        let round = acceptor.sync(&server);
+        assert_eq!(round.acknowledged, 1, "{backend}");
+        let notice = plumber_push.expect("dispatch");
+        assert_eq!(notice["case"], json!(id), "{backend}");
+
+        // The acceptor's reply carried the server's return and new dispatch; every
+        // phone folds the same.
+        plumber.sync(&server);
+        maint.sync(&server);
+        officer.sync(&server);
+        for phone in [&acceptor, &plumber, &maint, &officer] {
+            let view = phone.fold(id);
+            assert_eq!(view.status, Some(Status::Dispatched), "{backend}");
+            let assignment = view.assignment.expect("dispatched");
+            assert_eq!(assignment.team.as_str(), "water", "{backend}");
+            assert_eq!(assignment.assignee.as_deref(), Some("plumber"));
+            assert_eq!(view.counts.returns, 1);
+            assert_eq!(view.counts.dispatches, 2);
+        }
+        let (status, shown) = get(&server, &acceptor, &format!("/v1/cases/{id}"));
+        assert_eq!(status, 200, "{shown}");
+        assert_eq!(shown["case"]["team"], "water", "{backend}");
+        assert_eq!(shown["case"]["assignee"], "plumber");
+        let server_actions: Vec<&str> = shown["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .filter(|e| e["role"] == "server" && e["applied"] == true)
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(
+            server_actions,
+            ["accept", "register", "dispatch", "return", "dispatch"],
+            "{backend}"
+        );
+    }
+}
+
 #[test]
 fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
     let [(grid, position), _] = two_places();

@@ -10,10 +10,16 @@
 //! and the dispatcher. Everything the server does is an ordinary timeline entry by
 //! [`Role::Server`], so every phone shows it in the timeline and folds the same state.
 //!
+//! When a write changes the category or the location of a case already in hand, the
+//! server routes it again: a dispatched case the rules now give to another team (or,
+//! under an automatic rule, to another posted worker) is returned (退回) and, where
+//! the rule says so, dispatched again (改派); otherwise the people who took it in hand
+//! keep it, so a dispatcher's own choice of team stands.
+//!
 //! Pure: the caller passes the grids, the rules, the postings, the server's identity
-//! and the time. Only a reported case is acted on; once people have taken it in hand
-//! the server leaves it to them.
+//! and the time.
 
+use automerge::ChangeHash;
 use chrono::{DateTime, Utc};
 
 use super::{Action, CaseDocument, CaseError, Status, WorkflowContext};
@@ -56,6 +62,9 @@ pub struct Automatic {
     pub relocated: Option<Option<GridCode>>,
     /// The routing, when the case could be routed.
     pub routing: Option<Routing>,
+    /// The team a dispatched case was taken back from (退回) because its category or
+    /// location changed and the ownership rules now route it elsewhere.
+    pub returned: Option<TeamId>,
     /// The dispatch written: the team and, when someone is posted there, the person.
     pub dispatched: Option<(TeamId, Option<String>)>,
 }
@@ -63,7 +72,7 @@ pub struct Automatic {
 impl Automatic {
     /// Whether the server wrote anything.
     pub fn wrote(&self) -> bool {
-        self.relocated.is_some() || self.dispatched.is_some()
+        self.relocated.is_some() || self.returned.is_some() || self.dispatched.is_some()
     }
 }
 
@@ -71,19 +80,36 @@ impl Automation<'_> {
     /// Acts on a case as `server` (an actor of [`Role::Server`] whose `device` is an
     /// Automerge actor id used for this write only, so two servers acting at once never
     /// write two changes with one actor and sequence number). Entry ids are derived
-    /// from that actor id.
+    /// from that actor id. `before` is the case as stored before the write the server
+    /// reacts to (empty heads: a new case).
+    ///
+    /// A reported case is located, routed and — where the rule says so — dispatched. A
+    /// case already in hand (accepted, registered, dispatched) is acted on only when
+    /// the write changed its category or location: it is located again, dispatched if
+    /// the rule for its new category and place is automatic, and a dispatched case
+    /// whose team (or, for an automatic rule, whose posted worker) is no longer the
+    /// responsible one is returned (退回) and dispatched again — or left in the
+    /// dispatcher's queue when the rule says so. A dispatcher's own choice of team is
+    /// never overridden while the category and location stay as they were.
     pub fn act(
         &self,
         doc: &mut CaseDocument,
+        before: &[ChangeHash],
         server: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Automatic, CaseError> {
         debug_assert_eq!(server.role, Role::Server);
         let mut done = Automatic::default();
         let view = doc.fold(&self.context);
-        if view.status != Some(Status::Reported) {
-            return Ok(done);
-        }
+        let status = match view.status {
+            Some(Status::Reported) => Status::Reported,
+            Some(status @ (Status::Accepted | Status::Registered | Status::Dispatched))
+                if doc.routing_changed_since(before) =>
+            {
+                status
+            }
+            _ => return Ok(done),
+        };
         let record = &view.record;
         let Some(location) = record.location else {
             return Ok(done);
@@ -108,37 +134,87 @@ impl Automation<'_> {
                 Ok(routing) => routing,
                 Err(RouteError::UnknownCategory(_)) => return Ok(done),
             };
-        let (DispatchMode::Auto, Some(grid)) = (routing.dispatch, located) else {
+        let automatic = match (routing.dispatch, located) {
+            (DispatchMode::Auto, Some(grid)) => {
+                let assignee = responsible(&(self.postings)(grid), &routing.team, grid)
+                    .handlers
+                    .into_iter()
+                    .next();
+                Some(assignee)
+            }
+            _ => None,
+        };
+        let mut steps: Vec<(Action, Option<String>)> = match status {
+            Status::Reported => vec![(Action::Accept, None), (Action::Register, None)],
+            Status::Accepted => vec![(Action::Register, None)],
+            Status::Registered => Vec::new(),
+            _ => {
+                let current = view.assignment.as_ref();
+                let team_changed = current.map(|a| &a.team) != Some(&routing.team);
+                let person_changed = match &automatic {
+                    Some(assignee) => current.map(|a| &a.assignee) != Some(assignee),
+                    None => false,
+                };
+                if !(team_changed || person_changed) {
+                    done.routing = Some(routing);
+                    return Ok(done);
+                }
+                done.returned = current.map(|a| a.team.clone());
+                let note = format!(
+                    "改派 re-routed: the category or location changed; now for {} ({})",
+                    routing.team.as_str(),
+                    describe(&routing.decided_by)
+                );
+                vec![(Action::Return, Some(note))]
+            }
+        };
+        let Some(assignee) = automatic else {
+            // Into the dispatcher's queue: only a return to write, if any.
+            if steps.iter().any(|(a, _)| *a == Action::Return) {
+                self.write(doc, server, steps, now)?;
+            }
             done.routing = Some(routing);
             return Ok(done);
         };
-        let assignee = responsible(&(self.postings)(grid), &routing.team, grid)
-            .handlers
-            .into_iter()
-            .next();
-        let note = match &routing.decided_by {
-            Decision::Override(name) => format!("自动派遣 automatic dispatch (override {name})"),
-            Decision::Rule(index) => format!("自动派遣 automatic dispatch (rule {})", index + 1),
-            Decision::CatalogDefault => "自动派遣 automatic dispatch".to_owned(),
-        };
-        let steps = [
-            (Action::Accept, None),
-            (Action::Register, None),
-            (
-                Action::Dispatch {
-                    team: routing.team.clone(),
-                    assignee: assignee.clone(),
-                },
-                Some(note),
-            ),
-        ];
+        let note = format!(
+            "自动派遣 automatic dispatch ({})",
+            describe(&routing.decided_by)
+        );
+        steps.push((
+            Action::Dispatch {
+                team: routing.team.clone(),
+                assignee: assignee.clone(),
+            },
+            Some(note),
+        ));
+        self.write(doc, server, steps, now)?;
+        done.dispatched = Some((routing.team.clone(), assignee));
+        done.routing = Some(routing);
+        Ok(done)
+    }
+
+    /// Writes the server's timeline entries, numbered after its actor id.
+    fn write(
+        &self,
+        doc: &mut CaseDocument,
+        server: &Actor,
+        steps: Vec<(Action, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
         for (n, (action, note)) in steps.into_iter().enumerate() {
             let id = format!("server-{}-{n}", server.device);
             doc.act(&self.context, server, &id, action, now, note)?;
         }
-        done.dispatched = Some((routing.team.clone(), assignee));
-        done.routing = Some(routing);
-        Ok(done)
+        Ok(())
+    }
+}
+
+/// Which ownership decision routed a case, for the timeline note.
+fn describe(decision: &Decision) -> String {
+    match decision {
+        Decision::Override(name) => format!("override {name}"),
+        Decision::Rule(index) => format!("rule {}", index + 1),
+        Decision::CatalogDefault => "catalogue default".to_owned(),
     }
 }
 
@@ -180,6 +256,8 @@ mod tests {
     use ::geo::{MultiPolygon, Rect, coord};
 
     use super::*;
+    use crate::case::entry::ActionName;
+    use crate::case::fold::Outcome;
     use crate::case::tests::{GRID, at, cast, context, new_case};
     use crate::catalog::CategoryCode;
     use crate::geo::wgs84_to_gcj02;
@@ -250,7 +328,7 @@ mod tests {
             grids: &index,
             postings: &|_| postings.clone(),
         };
-        automation.act(doc, &cast().server, at(1)).unwrap()
+        automation.act(doc, &[], &cast().server, at(1)).unwrap()
     }
 
     #[test]
@@ -266,9 +344,13 @@ mod tests {
         assert_eq!(assignment.assignee, None);
         assert_eq!(done.dispatched, Some((assignment.team, None)));
         assert_eq!(done.relocated, None);
-        // Acting again changes nothing: the case is no longer waiting.
+        // Acting again changes nothing: the case is no longer waiting, and a write
+        // on top of these heads would change neither category nor location.
         let heads = doc.automerge().get_heads();
-        assert_eq!(run(&mut doc), Automatic::default());
+        assert_eq!(
+            act_after(&mut doc, &heads, None, &postings()),
+            Automatic::default()
+        );
         assert_eq!(doc.automerge().get_heads(), heads);
     }
 
@@ -291,7 +373,9 @@ mod tests {
             postings: &|_| postings.clone(),
         };
         let mut doc = report("E0102", Some(GRID), 0.0);
-        let done = automation.act(&mut doc, &cast().server, at(1)).unwrap();
+        let done = automation
+            .act(&mut doc, &[], &cast().server, at(1))
+            .unwrap();
         let view = doc.fold(&context());
         assert_eq!(view.status, Some(Status::Dispatched));
         let assignment = view.assignment.unwrap();
@@ -335,6 +419,220 @@ mod tests {
         assert_eq!(done.dispatched, None);
         assert_eq!(lost.read().grid, None);
         assert_eq!(lost.fold(&context()).status, Some(Status::Reported));
+    }
+
+    /// E0101 (illegal vending: enforcement) and E0102 (exposed garbage: sanitation)
+    /// dispatched automatically.
+    const AUTO_RULES: &str = "[[rule]]\ncategories = [\"E0101\", \"E0102\"]\ndispatch = \"auto\"\n";
+
+    /// Runs the automation with `rules` (`None`: the built-in ones) and `postings` on
+    /// `doc`, after a write made on top of `before`, as a fresh server actor.
+    fn act_after(
+        doc: &mut CaseDocument,
+        before: &[ChangeHash],
+        rules: Option<&str>,
+        postings: &[Posting],
+    ) -> Automatic {
+        let catalog = context().catalog;
+        let ownership = match rules {
+            Some(toml) => Ownership::from_toml_str(toml, catalog).unwrap(),
+            None => Ownership::builtin(catalog).unwrap(),
+        };
+        let index = grids();
+        let automation = Automation {
+            context: context(),
+            ownership: &ownership,
+            grids: &index,
+            postings: &|_| postings.to_vec(),
+        };
+        let mut server = cast().server;
+        // Two server writes never share an actor id.
+        let writes = doc.automerge().get_changes(&[]).len();
+        server.device = format!("{:032x}", 1000 + writes);
+        automation.act(doc, before, &server, at(5)).unwrap()
+    }
+
+    fn server_actions(doc: &CaseDocument) -> Vec<ActionName> {
+        doc.fold(&context())
+            .entries
+            .iter()
+            .filter_map(|e| e.entry.as_ref())
+            .filter(|e| e.actor.role == Role::Server)
+            .map(|e| e.action.name())
+            .collect()
+    }
+
+    fn heads(doc: &CaseDocument) -> Vec<ChangeHash> {
+        doc.automerge().get_heads()
+    }
+
+    #[test]
+    fn a_dispatched_case_whose_category_changes_is_returned_and_dispatched_again() {
+        let mut doc = report("E0102", Some(GRID), 0.0);
+        act_after(&mut doc, &[], Some(AUTO_RULES), &postings());
+        let view = doc.fold(&context());
+        assert_eq!(view.assignment.unwrap().team.as_str(), "sanitation");
+        // The acceptor reclassifies it: illegal vending (E0101) is enforcement's.
+        let before = heads(&doc);
+        doc.set_category(&cast().acceptor, "E0101".parse().unwrap())
+            .unwrap();
+        let done = act_after(&mut doc, &before, Some(AUTO_RULES), &postings());
+        assert_eq!(done.returned.unwrap().as_str(), "sanitation");
+        let (team, assignee) = done.dispatched.unwrap();
+        assert_eq!(team.as_str(), "enforcement");
+        assert_eq!(assignee.as_deref(), Some("u1"), "the officer posted there");
+        let view = doc.fold(&context());
+        assert_eq!(view.status, Some(Status::Dispatched));
+        assert_eq!(view.assignment.unwrap().team.as_str(), "enforcement");
+        assert_eq!(view.counts.returns, 1);
+        assert_eq!(view.counts.dispatches, 2);
+        assert!(
+            view.entries.iter().all(|e| e.outcome == Outcome::Applied),
+            "{:?}",
+            view.entries
+        );
+        assert_eq!(
+            server_actions(&doc),
+            [
+                ActionName::Accept,
+                ActionName::Register,
+                ActionName::Dispatch,
+                ActionName::Return,
+                ActionName::Dispatch
+            ]
+        );
+        // A later write that leaves category and location alone changes nothing.
+        let before = heads(&doc);
+        doc.act(
+            &context(),
+            &cast().officer,
+            "c1",
+            Action::Comment,
+            at(6),
+            Some("到场".into()),
+        )
+        .unwrap();
+        let after = heads(&doc);
+        let done = act_after(&mut doc, &before, Some(AUTO_RULES), &postings());
+        assert_eq!(done, Automatic::default());
+        assert_eq!(heads(&doc), after);
+    }
+
+    #[test]
+    fn a_dispatchers_choice_stands_until_the_category_or_location_changes() {
+        // Queued (built-in rules): the command centre sends it to enforcement, not to
+        // the catalogue's sanitation team.
+        let mut doc = report("E0102", Some(GRID), 0.0);
+        let cast = cast();
+        let context = context();
+        let human = [
+            (&cast.acceptor, Action::Accept),
+            (&cast.shift_lead, Action::Register),
+            (
+                &cast.dispatcher,
+                Action::Dispatch {
+                    team: TeamId::new("enforcement").unwrap(),
+                    assignee: None,
+                },
+            ),
+        ];
+        for (n, (actor, action)) in human.into_iter().enumerate() {
+            doc.act(&context, actor, &format!("h{n}"), action, at(2), None)
+                .unwrap();
+        }
+        let before = heads(&doc);
+        doc.set_address(&cast.acceptor, "花园路 1 号").unwrap();
+        let after = heads(&doc);
+        let done = act_after(&mut doc, &before, None, &postings());
+        assert_eq!(done, Automatic::default(), "only the address changed");
+        assert_eq!(heads(&doc), after);
+        // Reclassified as E0103 (the catalogue's sanitation too): the routing now
+        // disagrees with the dispatch, and the rule queues it.
+        let before = heads(&doc);
+        doc.set_category(&cast.acceptor, "E0103".parse().unwrap())
+            .unwrap();
+        let done = act_after(&mut doc, &before, None, &postings());
+        assert_eq!(done.returned.unwrap().as_str(), "enforcement");
+        assert_eq!(done.dispatched, None, "back in the dispatcher's queue");
+        let view = doc.fold(&context);
+        assert_eq!(view.status, Some(Status::Registered));
+        assert_eq!(view.assignment, None);
+        let note = view
+            .entries
+            .iter()
+            .filter_map(|e| e.entry.as_ref())
+            .find(|e| e.action == Action::Return)
+            .and_then(|e| e.note.clone())
+            .unwrap();
+        assert!(note.contains("sanitation"), "{note}");
+    }
+
+    #[test]
+    fn a_case_moved_into_another_workers_grid_is_dispatched_to_them() {
+        // Two enforcement officers, each posted to one of the two grids.
+        let neighbour = "410102001001002";
+        let officer = |user: &str, scope: &str| Posting {
+            user: user.into(),
+            role: Role::EnforcementOfficer,
+            team: Some(TeamId::new("enforcement").unwrap()),
+            scope: scope.parse().unwrap(),
+        };
+        let postings = [officer("u1", GRID), officer("u20", neighbour)];
+        let mut doc = report("E0101", Some(GRID), 0.0);
+        act_after(&mut doc, &[], Some(AUTO_RULES), &postings);
+        let assignee = |doc: &CaseDocument| doc.fold(&context()).assignment.unwrap().assignee;
+        assert_eq!(assignee(&doc).as_deref(), Some("u1"));
+        // The acceptor corrects the position: ~90 m east, in the neighbour grid.
+        let before = heads(&doc);
+        let mut moved = new_case().location;
+        moved.lon += 0.001;
+        doc.set_location(&cast().acceptor, moved, Some(neighbour.parse().unwrap()))
+            .unwrap();
+        let done = act_after(&mut doc, &before, Some(AUTO_RULES), &postings);
+        assert_eq!(done.relocated, None, "the acceptor's grid was right");
+        assert_eq!(done.returned.unwrap().as_str(), "enforcement");
+        assert_eq!(assignee(&doc).as_deref(), Some("u20"));
+        // Moved outside every grid: nobody is better placed, the case stays where it
+        // is (the grid is cleared).
+        let before = heads(&doc);
+        let mut far = moved;
+        far.lon += 1.0;
+        doc.set_location(&cast().acceptor, far, Some(neighbour.parse().unwrap()))
+            .unwrap();
+        let done = act_after(&mut doc, &before, Some(AUTO_RULES), &postings);
+        assert_eq!(done.relocated, Some(None));
+        assert_eq!(done.returned, None);
+        let view = doc.fold(&context());
+        assert_eq!(view.status, Some(Status::Dispatched));
+        assert_eq!(view.record.grid, None);
+        assert_eq!(assignee(&doc).as_deref(), Some("u20"));
+    }
+
+    #[test]
+    fn a_registered_case_that_becomes_urgent_is_dispatched_at_once() {
+        let mut doc = report("E0102", Some(GRID), 0.0);
+        let cast = cast();
+        let context = context();
+        doc.act(&context, &cast.acceptor, "h0", Action::Accept, at(2), None)
+            .unwrap();
+        doc.act(
+            &context,
+            &cast.shift_lead,
+            "h1",
+            Action::Register,
+            at(2),
+            None,
+        )
+        .unwrap();
+        let before = heads(&doc);
+        // A road collapse (E0401): the built-in rules dispatch emergencies at once.
+        doc.set_category(&cast.acceptor, "E0401".parse().unwrap())
+            .unwrap();
+        let done = act_after(&mut doc, &before, None, &postings());
+        assert_eq!(done.returned, None);
+        assert_eq!(done.dispatched.unwrap().0.as_str(), "municipal_maintenance");
+        assert_eq!(server_actions(&doc), [ActionName::Dispatch]);
+        assert_eq!(doc.fold(&context).status, Some(Status::Dispatched));
     }
 
     #[test]

@@ -156,7 +156,10 @@ pub fn allowed(role: Role, action: ActionName) -> bool {
         A::Register => supervises || matches!(role, R::ShiftLead | R::Server),
         A::Close | A::Reopen => supervises || role == R::ShiftLead,
         A::Dispatch => supervises || matches!(role, R::Dispatcher | R::ShiftLead | R::Server),
-        A::Handle | A::Return | A::RequestExtension | A::RequestDefer => handles,
+        A::Handle | A::RequestExtension | A::RequestDefer => handles,
+        // The server returns a case whose category or location changed after the
+        // dispatch, when the ownership rules now give it to another team.
+        A::Return => handles || role == R::Server,
         A::DecideExtension | A::DecideDefer => {
             supervises || matches!(role, R::Dispatcher | R::ShiftLead)
         }
@@ -437,7 +440,8 @@ impl CaseView {
                 };
                 let on_team = actor.team.as_ref() == Some(&assignment.team);
                 let named = assignment.assignee.as_deref() == Some(actor.user.as_str());
-                if !(on_team || named) {
+                let rerouting = actor.role == Role::Server && entry.action == Action::Return;
+                if !(on_team || named || rerouting) {
                     return Err(IgnoredReason::NotAssignee {
                         team: assignment.team.clone(),
                     });

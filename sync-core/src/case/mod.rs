@@ -524,6 +524,28 @@ impl CaseDocument {
         Ok(())
     }
 
+    /// Whether the category or the location (what routing decides by) differ from the
+    /// document as it was at `heads` (empty: before it existed). A location is replaced
+    /// whole, so a new location object is a change; a category written again with the
+    /// same value is not.
+    pub fn routing_changed_since(&self, heads: &[automerge::ChangeHash]) -> bool {
+        let category = |at: Option<&[automerge::ChangeHash]>| {
+            let value = match at {
+                Some(heads) => self.doc.get_at(ROOT, key::CATEGORY, heads),
+                None => self.doc.get(ROOT, key::CATEGORY),
+            };
+            value.ok().flatten().map(|(value, _)| value.to_string())
+        };
+        let location = |at: Option<&[automerge::ChangeHash]>| {
+            let value = match at {
+                Some(heads) => self.doc.get_at(ROOT, key::LOCATION, heads),
+                None => self.doc.get(ROOT, key::LOCATION),
+            };
+            value.ok().flatten().map(|(_, id)| id)
+        };
+        category(Some(heads)) != category(None) || location(Some(heads)) != location(None)
+    }
+
     /// The schema version the document declares (0 when it declares none).
     pub fn schema_version(&self) -> u64 {
         match self.doc.get(ROOT, key::SCHEMA_VERSION) {

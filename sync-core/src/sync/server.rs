@@ -269,9 +269,10 @@ pub struct ServerSession<'a, S> {
 /// in the same reply, and everyone else through the catalogue.
 pub trait Automate: std::fmt::Debug {
     /// Changes `doc` (the document with the device's changes applied) as the server,
-    /// with a fresh actor. A failure must leave `doc` as it was, and not fail the
-    /// round: the device's work is stored either way.
-    fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge);
+    /// with a fresh actor; `before` are the heads of the document as stored before the
+    /// round (empty for a new one). A failure must leave `doc` as it was, and not fail
+    /// the round: the device's work is stored either way.
+    fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge, before: &[ChangeHash]);
 }
 
 /// A server that adds nothing.
@@ -279,7 +280,7 @@ pub trait Automate: std::fmt::Debug {
 pub struct NoAutomation;
 
 impl Automate for NoAutomation {
-    fn after_write(&self, _id: &str, _kind: DocKind, _doc: &mut Automerge) {}
+    fn after_write(&self, _id: &str, _kind: DocKind, _doc: &mut Automerge, _: &[ChangeHash]) {}
 }
 
 /// A document of the request, checked and ready to store.
@@ -290,6 +291,8 @@ struct Accepted {
     new_changes: Vec<Vec<u8>>,
     meta: DocMeta,
     previous: Option<DocMeta>,
+    /// The stored document's heads (empty for a new one).
+    stored_heads: Vec<ChangeHash>,
     device_heads: Vec<ChangeHash>,
 }
 
@@ -340,8 +343,12 @@ impl<S: Scope> ServerSession<'_, S> {
         let mut accepted = accepted;
         for written in accepted.iter_mut().filter(|a| !a.new_changes.is_empty()) {
             let before = written.doc.get_heads();
-            self.automate
-                .after_write(&written.id, written.kind, &mut written.doc);
+            self.automate.after_write(
+                &written.id,
+                written.kind,
+                &mut written.doc,
+                &written.stored_heads,
+            );
             let added = written.doc.get_changes(&before);
             if !added.is_empty() {
                 stats.automatic_changes += added.len();
@@ -736,6 +743,7 @@ impl<S: Scope> ServerSession<'_, S> {
             doc,
             new_changes: new.iter().map(|c| c.raw_bytes().to_vec()).collect(),
             meta,
+            stored_heads: stored.as_ref().map(|s| s.heads.clone()).unwrap_or_default(),
             previous: stored.map(|s| s.meta),
             device_heads,
         }))
