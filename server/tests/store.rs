@@ -390,3 +390,191 @@ async fn users_covering_a_grid_are_those_posted_at_one_of_its_levels() {
         assert_eq!(ids, every, "{backend:?}");
     }
 }
+
+/// A derive that writes the row it is given, whatever the document says.
+struct FixedRow(wangge_server::store::cases::CaseRow);
+
+impl wangge_server::store::cases::Derive for FixedRow {
+    fn derive(
+        &self,
+        _id: &str,
+        _kind: wangge_sync_core::sync::DocKind,
+        _doc: &automerge::Automerge,
+    ) -> wangge_server::store::cases::Derived {
+        wangge_server::store::cases::Derived {
+            meta: wangge_sync_core::sync::DocMeta::default(),
+            case: Some(self.0.clone()),
+        }
+    }
+}
+
+fn case_row(
+    n: usize,
+    grid: &str,
+    reporter: &str,
+    assignee: Option<&str>,
+) -> wangge_server::store::cases::CaseRow {
+    wangge_server::store::cases::CaseRow {
+        id: format!("case-{n:03}"),
+        status: Some(
+            if n.is_multiple_of(3) {
+                "dispatched"
+            } else {
+                "reported"
+            }
+            .into(),
+        ),
+        kind: Some("event".into()),
+        category: Some("E0102".into()),
+        source: Some("patrol".into()),
+        district: Some(grid[..6].into()),
+        street: Some(grid[..9].into()),
+        community: Some(grid[..12].into()),
+        grid: Some(grid.into()),
+        lon: Some(113.66),
+        lat: Some(34.75),
+        address: String::new(),
+        summary: String::new(),
+        reporter: Some(reporter.into()),
+        team: None,
+        assignee: assignee.map(str::to_owned),
+        level: "street".into(),
+        // Some share a time: the order falls back on the id.
+        reported_at: Some(1_700_000_000_000 + i64::try_from(n / 2).unwrap_or(0) * 60_000),
+        step: None,
+        step_started_at: None,
+        due_at: None,
+        closed_at: None,
+        dispatches: 0,
+        reworks: 0,
+        returns: 0,
+        escalations: 0,
+        ignored: 0,
+        steps: "[]".into(),
+        updated_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_case_list_is_the_scope_newest_first_page_by_page() {
+    use wangge_server::store::cases::{CaseFilter, CaseRow};
+    use wangge_sync_core::sync::DocKind;
+    use wangge_sync_core::sync::server::DocWrite;
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        // 60 cases over two streets of one district and one of another; `me` reported
+        // some outside my street and is dispatched some others.
+        let grids = ["410102001001001", "410102002001001", "410105001001001"];
+        let mut rows: Vec<CaseRow> = Vec::new();
+        for n in 0..60 {
+            let grid = grids[n % 3];
+            let reporter = if n.is_multiple_of(7) { "me" } else { "someone" };
+            let assignee = n.is_multiple_of(11).then_some("me");
+            let row = case_row(n, grid, reporter, assignee);
+            let mut doc = automerge::AutoCommit::new();
+            automerge::transaction::Transactable::put(
+                &mut doc,
+                automerge::ROOT,
+                "n",
+                i64::try_from(n).unwrap_or(0),
+            )
+            .expect("put");
+            let write = DocWrite {
+                id: row.id.clone(),
+                kind: DocKind::Case,
+                changes: vec![doc.save()],
+                meta: wangge_sync_core::sync::DocMeta::default(),
+                heads: doc.get_heads(),
+            };
+            store
+                .document_write(&write, None, &FixedRow(row.clone()), 0)
+                .await
+                .expect("write");
+            rows.push(row);
+        }
+        let newest_first = |mut picked: Vec<&CaseRow>| -> Vec<String> {
+            picked.sort_by(|a, b| b.reported_at.cmp(&a.reported_at).then(a.id.cmp(&b.id)));
+            picked.into_iter().map(|r| r.id.clone()).collect()
+        };
+        let list = |filter: CaseFilter| {
+            let store = &store;
+            async move {
+                let mut ids = Vec::new();
+                let mut offset = 0;
+                loop {
+                    let page = store
+                        .cases_list(&CaseFilter {
+                            limit: 7,
+                            offset,
+                            ..filter.clone()
+                        })
+                        .await
+                        .expect("list");
+                    let done = page.len() < 7;
+                    ids.extend(page.into_iter().map(|r| r.id));
+                    offset += 7;
+                    if done {
+                        return ids;
+                    }
+                }
+            }
+        };
+        let in_street = |r: &&CaseRow| r.street.as_deref() == Some("410102001");
+        let mine = |r: &&CaseRow| {
+            r.reporter.as_deref() == Some("me") || r.assignee.as_deref() == Some("me")
+        };
+        // A street's worker: the street, plus their own reports and dispatches (each
+        // once, though many are both).
+        let scoped = CaseFilter {
+            scope: vec!["410102001".into()],
+            user: "me".into(),
+            ..CaseFilter::default()
+        };
+        let expected = newest_first(rows.iter().filter(|r| in_street(r) || mine(r)).collect());
+        assert_eq!(list(scoped.clone()).await, expected, "{backend:?}");
+        // Narrowed by status.
+        let dispatched = CaseFilter {
+            statuses: vec!["dispatched".into()],
+            ..scoped.clone()
+        };
+        let expected = newest_first(
+            rows.iter()
+                .filter(|r| (in_street(r) || mine(r)) && r.status.as_deref() == Some("dispatched"))
+                .collect(),
+        );
+        assert_eq!(list(dispatched).await, expected, "{backend:?}");
+        // Two streets and an area inside the scope.
+        let two = CaseFilter {
+            scope: vec!["410102001".into(), "410105".into()],
+            area: Some("410105001001".into()),
+            user: "me".into(),
+            ..CaseFilter::default()
+        };
+        let expected = newest_first(
+            rows.iter()
+                .filter(|r| r.community.as_deref() == Some("410105001001"))
+                .collect(),
+        );
+        assert_eq!(list(two).await, expected, "{backend:?}");
+        // The whole city, and a city-wide prefix.
+        for scope in ["", "41"] {
+            let city = CaseFilter {
+                scope: vec![scope.into()],
+                user: "nobody".into(),
+                ..CaseFilter::default()
+            };
+            assert_eq!(
+                list(city).await,
+                newest_first(rows.iter().collect()),
+                "{backend:?} {scope:?}"
+            );
+        }
+        // No grids at all: only what is theirs.
+        let own = CaseFilter {
+            user: "me".into(),
+            ..CaseFilter::default()
+        };
+        let expected = newest_first(rows.iter().filter(mine).collect());
+        assert_eq!(list(own).await, expected, "{backend:?}");
+    }
+}
