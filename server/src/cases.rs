@@ -215,14 +215,18 @@ impl Automate for ServerActions<'_> {
             grids,
             postings: &postings,
         };
-        let mut case = CaseDocument::from_automerge(doc.clone());
-        match automation.act(&mut case, before, &server_actor(), self.now) {
+        // Moved, not copied: the document is only written through checked edits, each
+        // whole or not at all, so whatever `act` leaves is a valid document.
+        let mut case = CaseDocument::from_automerge(std::mem::take(doc));
+        let acted = automation.act(&mut case, before, &server_actor(), self.now);
+        *doc = std::mem::take(case.automerge_mut());
+        match acted {
             Ok(done) if done.wrote() => {
                 tracing::info!(case = id, relocated = ?done.relocated, returned = ?done.returned, dispatched = ?done.dispatched, "server acted on a case");
-                *doc = case.automerge().clone();
             }
             Ok(_) => {}
-            // Left as the device wrote it: the dispatcher's queue has it.
+            // What it wrote before the failure (a relocation) stays; the dispatcher's
+            // queue has the case.
             Err(error) => tracing::warn!(case = id, %error, "automatic routing failed"),
         }
     }

@@ -272,7 +272,7 @@ pub(crate) fn judge_changes(
     changes: &[Change],
     device: &str,
     check: impl FnOnce(&Automerge, &[ChangeEffect]) -> Vec<Violation>,
-) -> Result<(), WriteRefused> {
+) -> Result<Automerge, WriteRefused> {
     let doc_id = |doc: &Automerge| string_at(doc, "id", &doc.get_heads());
     let refuse = |doc: Option<String>, violations: Vec<Violation>| WriteRefused {
         doc: doc.unwrap_or_else(|| "?".to_owned()),
@@ -282,7 +282,7 @@ pub(crate) fn judge_changes(
         effects(base, changes, device).map_err(|v| refuse(doc_id(base), v))?;
     let violations = check(&candidate, &effects);
     if violations.is_empty() {
-        Ok(())
+        Ok(candidate)
     } else {
         Err(refuse(
             doc_id(base).or_else(|| doc_id(&candidate)),

@@ -690,8 +690,7 @@ impl PatrolLog {
         })
         .map_err(|failure| failure.error)?;
         let changes: Vec<_> = fork.get_changes(&heads).into_iter().collect();
-        check_patrol_changes(&self.doc, &changes, actor)?;
-        self.doc.apply_changes(changes).map_err(am_error)?;
+        self.doc = check_patrol_changes(&self.doc, &changes, actor)?;
         Ok(())
     }
 }
@@ -704,7 +703,7 @@ pub fn check_patrol_changes(
     base: &Automerge,
     changes: &[automerge::Change],
     writer: &Actor,
-) -> Result<(), WriteRefused> {
+) -> Result<Automerge, WriteRefused> {
     judge_changes(base, changes, &writer.device, |candidate, effects| {
         let mut violations = Vec::new();
         for effect in effects {

@@ -201,11 +201,12 @@ impl Automation<'_> {
         steps: Vec<(Action, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
-        for (n, (action, note)) in steps.into_iter().enumerate() {
-            let id = format!("server-{}-{n}", server.device);
-            doc.act(&self.context, server, &id, action, now, note)?;
-        }
-        Ok(())
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(n, (action, note))| (format!("server-{}-{n}", server.device), action, note))
+            .collect();
+        doc.act_all(&self.context, server, steps, now)
     }
 }
 

@@ -396,6 +396,18 @@ impl CaseView {
         self.validate(entry, context).err()
     }
 
+    /// Applies `entry` as if appended now, or says why it would be ignored: how a
+    /// run of actions is checked one after the other before any is written.
+    pub(crate) fn apply_checked(
+        &mut self,
+        entry: &TimelineEntry,
+        context: &WorkflowContext<'_>,
+    ) -> Result<(), IgnoredReason> {
+        self.validate(entry, context)?;
+        self.apply(entry, context);
+        Ok(())
+    }
+
     fn validate(
         &self,
         entry: &TimelineEntry,

@@ -658,27 +658,54 @@ impl CaseDocument {
         at: DateTime<Utc>,
         note: Option<String>,
     ) -> Result<(), CaseError> {
-        self.refuse_newer()?;
-        if let Some(note) = &note {
-            check_length("the note", note, MAX_NOTE_CHARS)?;
-        }
-        // One fold gives both the check and the grid the entry acts on.
-        let view = self.fold(context);
-        let entry = TimelineEntry {
-            id: entry_id.to_owned(),
-            action,
+        self.act_all(
+            context,
+            actor,
+            vec![(entry_id.to_owned(), action, note)],
             at,
-            actor: actor.clone(),
-            note,
-            grid: view.record.grid,
-        };
-        if let Some(reason) = view.check(&entry, context) {
-            return Err(CaseError::Refused {
-                action: entry.action.name(),
-                reason,
-            });
+        )
+    }
+
+    /// Takes actions one after the other as `actor`, all at `at` (entry id, action,
+    /// note each), in one change: each is checked against the case as the ones before
+    /// it leave it, and none is written unless all apply. The server's accept,
+    /// register and dispatch cost one fold, one change and one check of the write
+    /// rules this way, not three.
+    pub fn act_all(
+        &mut self,
+        context: &WorkflowContext<'_>,
+        actor: &Actor,
+        steps: Vec<(String, Action, Option<String>)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        self.refuse_newer()?;
+        // One fold gives the checks and the grid the entries act on.
+        let mut view = self.fold(context);
+        let grid = view.record.grid;
+        let mut entries = Vec::with_capacity(steps.len());
+        for (id, action, note) in steps {
+            if let Some(note) = &note {
+                check_length("the note", note, MAX_NOTE_CHARS)?;
+            }
+            let entry = TimelineEntry {
+                id,
+                action,
+                at,
+                actor: actor.clone(),
+                note,
+                grid,
+            };
+            view.apply_checked(&entry, context)
+                .map_err(|reason| CaseError::Refused {
+                    action: entry.action.name(),
+                    reason,
+                })?;
+            entries.push(entry);
         }
-        self.write_entry(&entry)
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write_entries(actor, &entries)
     }
 
     /// Appends an entry without the workflow check (the write rules still apply):
@@ -687,15 +714,19 @@ impl CaseDocument {
     pub(crate) fn append_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
         let mut entry = entry.clone();
         entry.grid = self.read().grid;
-        self.write_entry(&entry)
+        self.write_entries(&entry.actor.clone(), &[entry])
     }
 
-    fn write_entry(&mut self, entry: &TimelineEntry) -> Result<(), CaseError> {
+    fn write_entries(&mut self, actor: &Actor, entries: &[TimelineEntry]) -> Result<(), CaseError> {
         let timeline = self.object(key::TIMELINE)?;
-        let stored = entry::StoredEntry::from_entry(entry);
-        self.edit(&entry.actor, |tx| {
-            let end = tx.length(&timeline);
-            autosurgeon::reconcile_insert(tx, timeline.clone(), end, &stored).map_err(am_error)
+        self.edit(actor, |tx| {
+            for entry in entries {
+                let end = tx.length(&timeline);
+                let stored = entry::StoredEntry::from_entry(entry);
+                autosurgeon::reconcile_insert(tx, timeline.clone(), end, &stored)
+                    .map_err(am_error)?;
+            }
+            Ok(())
         })
     }
 
@@ -861,8 +892,8 @@ impl CaseDocument {
         let heads = fork.get_heads();
         fork.transact(f).map_err(|failure| failure.error)?;
         let changes: Vec<_> = fork.get_changes(&heads).into_iter().collect();
-        rules::check_case_changes(&self.doc, &changes, actor)?;
-        self.doc.apply_changes(changes).map_err(am_error)?;
+        // The checked copy is the document with the changes applied.
+        self.doc = rules::check_case_changes(&self.doc, &changes, actor)?;
         Ok(())
     }
 }

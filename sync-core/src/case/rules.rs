@@ -95,13 +95,13 @@ fn edits_caller(role: Role) -> bool {
 
 /// Checks `changes` (a batch for one case document, in any order) against the write
 /// rules for `writer`. `base` is the document as stored before the batch (empty
-/// for a new case). Returns every violation found, or `Ok` if the batch may be
-/// stored whole.
+/// for a new case). Returns every violation found, or, if the batch may be stored
+/// whole, `base` with it applied (the checks apply it to a copy anyway).
 pub fn check_case_changes(
     base: &Automerge,
     changes: &[Change],
     writer: &Actor,
-) -> Result<(), WriteRefused> {
+) -> Result<Automerge, WriteRefused> {
     judge_changes(base, changes, &writer.device, |candidate, effects| {
         let mut violations = Vec::new();
         let mut new_entries = Vec::new();

@@ -729,7 +729,7 @@ fn attempt(case: &CaseDocument, writer: &Actor, edit: Edit) -> Result<(), WriteR
     .unwrap();
     let changes: Vec<_> = fork.get_changes(&base.get_heads()).into_iter().collect();
     assert_eq!(changes.len(), 1);
-    rules::check_case_changes(base, &changes, writer)
+    rules::check_case_changes(base, &changes, writer).map(drop)
 }
 
 /// Whether the write rules let `role` make `edit` on a case `reporter` reported.

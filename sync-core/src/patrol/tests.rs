@@ -133,7 +133,7 @@ fn attempt(
     })
     .unwrap();
     let changes: Vec<_> = fork.get_changes(&base.get_heads()).into_iter().collect();
-    check_patrol_changes(base, &changes, writer)
+    check_patrol_changes(base, &changes, writer).map(drop)
 }
 
 fn list(log: &PatrolLog, name: &str) -> ObjId {

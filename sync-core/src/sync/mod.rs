@@ -291,14 +291,15 @@ pub struct Rules<'a> {
 }
 
 impl Rules<'_> {
-    /// Checks `changes` to a document of `kind` stored as `base`, written by `writer`.
+    /// Checks `changes` to a document of `kind` stored as `base`, written by `writer`;
+    /// gives `base` with them applied.
     pub fn check(
         &self,
         kind: DocKind,
         base: &Automerge,
         changes: &[Change],
         writer: &Actor,
-    ) -> Result<(), crate::document::WriteRefused> {
+    ) -> Result<Automerge, crate::document::WriteRefused> {
         match kind {
             DocKind::Case => crate::case::rules::check_case_changes(base, changes, writer),
             DocKind::PatrolLog => patrol::check_patrol_changes(base, changes, writer),

@@ -270,8 +270,9 @@ pub struct ServerSession<'a, S> {
 pub trait Automate: std::fmt::Debug {
     /// Changes `doc` (the document with the device's changes applied) as the server,
     /// with a fresh actor; `before` are the heads of the document as stored before the
-    /// round (empty for a new one). A failure must leave `doc` as it was, and not fail
-    /// the round: the device's work is stored either way.
+    /// round (empty for a new one). A failure must leave `doc` a document the server
+    /// would store (what it wrote before failing may stay), and not fail the round:
+    /// the device's work is stored either way.
     fn after_write(&self, id: &str, kind: DocKind, doc: &mut Automerge, before: &[ChangeHash]);
 }
 
@@ -689,27 +690,36 @@ impl<S: Scope> ServerSession<'_, S> {
             .into_iter()
             .filter(|c| base.get_change_meta_by_hash(&c.hash()).is_none())
             .collect();
-        let mut doc = base.clone();
         let mut meta = stored.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
-        if !new.is_empty() {
-            if let Err(refused) = self.rules.check(update.kind, &base, &new, self.writer) {
-                use crate::document::ViolationKind;
-                let any =
-                    |f: fn(&ViolationKind) -> bool| refused.violations.iter().any(|v| f(&v.kind));
-                let code = if any(|k| matches!(k, ViolationKind::ForeignActor { .. })) {
-                    RefusalCode::ForeignActor
-                } else if any(|k| *k == ViolationKind::MissingDependencies) {
-                    RefusalCode::MissingDependencies
-                } else {
-                    RefusalCode::WriteRules
-                };
-                let details = refused.violations.iter().map(ToString::to_string).collect();
-                return refuse(code, details);
+        let doc = if new.is_empty() {
+            if stored.is_none() {
+                return refuse(
+                    RefusalCode::Undecodable,
+                    vec!["a new document with no changes".into()],
+                );
             }
-            // The rules applied the same changes to a copy without failing.
-            if let Err(e) = doc.apply_changes(new.iter().cloned()) {
-                return refuse(RefusalCode::Undecodable, vec![e.to_string()]);
-            }
+            base
+        } else {
+            // The rules check the changes on a copy of `base` with them applied: that
+            // copy is the document from here on.
+            let doc = match self.rules.check(update.kind, &base, &new, self.writer) {
+                Ok(doc) => doc,
+                Err(refused) => {
+                    use crate::document::ViolationKind;
+                    let any = |f: fn(&ViolationKind) -> bool| {
+                        refused.violations.iter().any(|v| f(&v.kind))
+                    };
+                    let code = if any(|k| matches!(k, ViolationKind::ForeignActor { .. })) {
+                        RefusalCode::ForeignActor
+                    } else if any(|k| *k == ViolationKind::MissingDependencies) {
+                        RefusalCode::MissingDependencies
+                    } else {
+                        RefusalCode::WriteRules
+                    };
+                    let details = refused.violations.iter().map(ToString::to_string).collect();
+                    return refuse(code, details);
+                }
+            };
             let (written_id, new_meta) = DocMeta::of(update.kind, &doc, &self.rules.context);
             if written_id.as_deref() != Some(id) {
                 return refuse(
@@ -721,12 +731,8 @@ impl<S: Scope> ServerSession<'_, S> {
                 return refuse(RefusalCode::OutOfScope, Vec::new());
             }
             meta = new_meta;
-        } else if stored.is_none() {
-            return refuse(
-                RefusalCode::Undecodable,
-                vec!["a new document with no changes".into()],
-            );
-        }
+            doc
+        };
         // The device holds what it had plus what it sent: its claimed heads must be
         // known here, or the server would later compute from a base it lacks.
         let device_heads = sorted_heads(&message.heads);
