@@ -197,6 +197,14 @@ async fn sync_rounds_on_every_backend() {
         .expect("move");
         supervisor.save("case-2", &case);
         supervisor.sync(&engine, &store).await;
+        // A later write that leaves the meta as it is: the move still evicts.
+        supervisor.act(
+            "case-2",
+            Action::Comment,
+            50,
+            Some("已移交 handed over".into()),
+        );
+        supervisor.sync(&engine, &store).await;
         let report = sanitation.sync(&engine, &store).await;
         assert_eq!(report.evicted, 1, "{backend:?}");
         assert!(!sanitation.store.documents().contains_key("case-2"));
