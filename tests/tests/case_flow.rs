@@ -96,6 +96,26 @@ fn add_user(url: &str, id: &str, role: &str, team: Option<&str>, scope: &str) {
     wangge_tests::add_user(url, id, role, team, scope, PASSWORD);
 }
 
+/// The grids, and an enforcement officer (`officer`) and a municipal maintenance
+/// worker (`maint`) posted to `community`.
+fn officer_and_maintenance(url: &str, community: &str) {
+    import_grids(url);
+    add_user(
+        url,
+        "officer",
+        "enforcement_officer",
+        Some("enforcement"),
+        community,
+    );
+    add_user(
+        url,
+        "maint",
+        "municipal_maintenance",
+        Some("municipal_maintenance"),
+        community,
+    );
+}
+
 fn get(server: &Server, phone: &Phone, path: &str) -> (u16, Value) {
     answer(
         http()
@@ -148,21 +168,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
     let community = grid.community().to_string();
     for database in databases() {
         let url = &database.url;
-        import_grids(url);
-        add_user(
-            url,
-            "officer",
-            "enforcement_officer",
-            Some("enforcement"),
-            &community,
-        );
-        add_user(
-            url,
-            "maint",
-            "municipal_maintenance",
-            Some("municipal_maintenance"),
-            &community,
-        );
+        officer_and_maintenance(url, &community);
         add_user(
             url,
             "outsider",
@@ -355,21 +361,7 @@ fn a_case_reclassified_after_its_dispatch_goes_to_the_new_team() {
     let community = grid.community().to_string();
     for database in databases() {
         let url = &database.url;
-        import_grids(url);
-        add_user(
-            url,
-            "officer",
-            "enforcement_officer",
-            Some("enforcement"),
-            &community,
-        );
-        add_user(
-            url,
-            "maint",
-            "municipal_maintenance",
-            Some("municipal_maintenance"),
-            &community,
-        );
+        officer_and_maintenance(url, &community);
         add_user(
             url,
             "plumber",
@@ -453,21 +445,7 @@ fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
         return;
     };
     let url = &database.url;
-    import_grids(url);
-    add_user(
-        url,
-        "officer",
-        "enforcement_officer",
-        Some("enforcement"),
-        &community,
-    );
-    add_user(
-        url,
-        "maint",
-        "municipal_maintenance",
-        Some("municipal_maintenance"),
-        &community,
-    );
+    officer_and_maintenance(url, &community);
     let node_a = Server::start(url, &[]);
     let node_b = Server::start(url, &[]);
     let mut officer = Phone::login(&node_a, "officer", PASSWORD);
