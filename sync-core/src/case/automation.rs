@@ -319,17 +319,9 @@ mod tests {
         CaseDocument::create(&case, &cast().officer, "e0", at(0)).unwrap()
     }
 
+    /// The built-in rules on a new report.
     fn run(doc: &mut CaseDocument) -> Automatic {
-        let ownership = Ownership::builtin(context().catalog).unwrap();
-        let index = grids();
-        let postings = postings();
-        let automation = Automation {
-            context: context(),
-            ownership: &ownership,
-            grids: &index,
-            postings: &|_| postings.clone(),
-        };
-        automation.act(doc, &[], &cast().server, at(1)).unwrap()
+        act_after(doc, &[], None, &postings())
     }
 
     #[test]
@@ -359,24 +351,8 @@ mod tests {
     fn an_automatic_dispatch_names_the_posted_worker() {
         // E0401 (an emergency) goes to its catalogue team automatically; make the
         // sanitation worker's category: exposed garbage is queued, so use a rule.
-        let catalog = context().catalog;
-        let ownership = Ownership::from_toml_str(
-            "[[rule]]\ncategories = [\"E0102\"]\ndispatch = \"auto\"\n",
-            catalog,
-        )
-        .unwrap();
-        let index = grids();
-        let postings = postings();
-        let automation = Automation {
-            context: context(),
-            ownership: &ownership,
-            grids: &index,
-            postings: &|_| postings.clone(),
-        };
         let mut doc = report("E0102", Some(GRID), 0.0);
-        let done = automation
-            .act(&mut doc, &[], &cast().server, at(1))
-            .unwrap();
+        let done = act_after(&mut doc, &[], Some(AUTO_RULES), &postings());
         let view = doc.fold(&context());
         assert_eq!(view.status, Some(Status::Dispatched));
         let assignment = view.assignment.unwrap();
