@@ -1,8 +1,9 @@
 //! `wangge-bench memory`: the server's memory with a million cases stored (issue 5,
 //! "Memory": documents are loaded on demand; RSS must stay ≤ 1 GB). The cases are
 //! seeded straight into a fresh database — the rows the server itself writes for a
-//! case (`documents`, one compacted save in `document_chunks`, the materialized
-//! `cases` row from `wangge_server::cases::case_row`, `catalogue.seq`) — then the real
+//! case (`documents`, its `catalogue_keys`, one compacted save in `document_chunks`,
+//! the materialized `cases` row from `wangge_server::cases::case_row`,
+//! `catalogue.seq`) — then the real
 //! `wangge serve` runs on it while a supervisor lists and opens cases, two new phones
 //! bootstrap, phones ingest and the overdue escalation runs; its `VmRSS` / `VmHWM`
 //! are read from `/proc` after each step.
@@ -29,7 +30,7 @@ use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::grid::geojson::read_grids;
 use wangge_sync_core::ownership::{Ownership, Posting};
 use wangge_sync_core::role::{Actor, GridScope, Role};
-use wangge_sync_core::sync::DocMeta;
+use wangge_sync_core::sync::{DocKind, DocMeta};
 
 use crate::http::Http;
 use crate::ingest::{Shared, run_phone};
@@ -333,6 +334,8 @@ struct Seeded {
     grids: String,
     owner: Option<String>,
     assignees: String,
+    /// Its catalogue keys (migration 0007).
+    keys: Vec<String>,
     updated_at: i64,
     save: Vec<u8>,
     row: CaseRow,
@@ -631,6 +634,7 @@ impl World {
                 .join(","),
             owner: meta.owner.clone(),
             assignees: meta.assignees.join(","),
+            keys: meta.catalogue_keys(DocKind::Case),
             updated_at,
             save: case.save(),
             row,
@@ -688,6 +692,16 @@ macro_rules! write_rows {
                     .push_bind(s.owner.as_deref())
                     .push_bind(s.assignees.as_str())
                     .push_bind(s.updated_at);
+            });
+            q.build().execute(&mut *tx).await?;
+            let keys = chunk.iter().enumerate().flat_map(|(i, s)| {
+                s.keys.iter().map(move |k| (k.as_str(), s.id.as_str(), base + i as i64))
+            });
+            let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                "INSERT INTO catalogue_keys (scope_key, doc_id, seq) ",
+            );
+            q.push_values(keys, |mut b, (key, id, seq)| {
+                b.push_bind(key).push_bind(id).push_bind(seq);
             });
             q.build().execute(&mut *tx).await?;
             let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(

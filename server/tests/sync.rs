@@ -244,6 +244,7 @@ async fn a_reply_serial_is_claimed_once() {
         let backend = store.backend();
         let round = |doc: &str| ServerCommit {
             device: "00000000000000000000000000000001".into(),
+            writer: "officer".into(),
             acknowledged: 0,
             documents: Vec::new(),
             peers: vec![PeerWrite {

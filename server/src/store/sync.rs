@@ -41,7 +41,8 @@ pub trait SyncStore: Send + Sync {
         ids: &'a [&'a str],
     ) -> StoreFuture<'a, std::collections::HashMap<String, StoredDoc>>;
     /// Catalogue entries after `after`, in order, at most `limit`: those `filter`
-    /// admits and those `device` holds, the rest skipped in SQL.
+    /// admits and those `device` holds, the rest skipped in SQL (read by key from
+    /// `catalogue_keys`, which also finds what the device holds: see migration 0007).
     fn sync_changed_since<'a>(
         &'a self,
         device: &'a str,
@@ -322,51 +323,75 @@ macro_rules! impl_sync_store {
 
             fn sync_changed_since<'a>(
                 &'a self,
-                device: &'a str,
+                _device: &'a str,
                 filter: &'a wangge_sync_core::sync::CatalogueFilter,
                 after: u64,
                 limit: u32,
             ) -> $crate::store::StoreFuture<'a, Vec<wangge_sync_core::sync::server::CatalogueEntry>> {
                 Box::pin(async move {
+                    // One branch per key of the scope (and one by position for what
+                    // no key covers, a city-wide scope), each the first `limit`
+                    // after the cursor by its own index, merged: an `OR` over the
+                    // documents made every round test each document written in the
+                    // city since its cursor.
+                    let lookup = filter.lookup();
+                    let after = $crate::store::sync::to_i64(after);
+                    let limit = i64::from(limit);
                     let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
                         "SELECT seq, id, kind, heads, grids, owner, assignees FROM documents
-                         WHERE seq > ",
+                         WHERE id IN (",
                     );
-                    q.push_bind($crate::store::sync::to_i64(after));
-                    // What the scope may admit (a superset: LIKE's `_` and `%` in a user
-                    // id only admit more) or what the device holds (it may have to be
-                    // evicted); sync-core judges every row read.
-                    q.push(" AND (EXISTS (SELECT 1 FROM sync_peers p WHERE p.device = ")
-                        .push_bind(device)
-                        .push(" AND p.doc_id = documents.id)");
-                    if let Some(user) = &filter.user {
-                        q.push(" OR owner = ").push_bind(user.as_str());
-                        q.push(" OR (',' || assignees || ',') LIKE ")
-                            .push_bind(format!("%,{user},%"));
-                    }
-                    if filter.without_grid {
-                        q.push(" OR grids = ''");
-                    }
-                    for (kind, prefixes) in [
-                        ("case", &filter.case_grids),
-                        ("patrol_log", &filter.patrol_grids),
-                    ] {
-                        if prefixes.is_empty() {
-                            continue;
+                    // What the device holds needs no branch of its own: it came
+                    // under one of these keys or its user's (its writes,
+                    // `ServerCommit::writer`), and a document keeps its keys, so it
+                    // is read (and evicted) even after it left the scope.
+                    let mut branches = 0;
+                    for key in &lookup.keys {
+                        if branches > 0 {
+                            q.push(" UNION ");
                         }
-                        q.push(" OR (kind = ").push_bind(kind).push(" AND (FALSE");
-                        for prefix in prefixes.iter() {
-                            if prefix.is_empty() {
-                                q.push(" OR grids <> ''");
-                            } else {
-                                // `grids` is a comma-separated list of codes.
-                                q.push(" OR grids LIKE ").push_bind(format!("{prefix}%"));
-                                q.push(" OR grids LIKE ").push_bind(format!("%,{prefix}%"));
+                        q.push("SELECT doc_id FROM (SELECT doc_id FROM catalogue_keys WHERE scope_key = ")
+                            .push_bind(key.clone())
+                            .push(" AND seq > ")
+                            .push_bind(after)
+                            .push(" ORDER BY seq LIMIT ")
+                            .push_bind(limit)
+                            .push(format!(") AS key{branches}"));
+                        branches += 1;
+                    }
+                    if let Some(unindexed) = &lookup.unindexed {
+                        if branches > 0 {
+                            q.push(" UNION ");
+                        }
+                        q.push("SELECT id FROM (SELECT id FROM documents WHERE seq > ")
+                            .push_bind(after)
+                            .push(" AND (FALSE");
+                        for (kind, prefixes) in [
+                            ("case", &unindexed.case_grids),
+                            ("patrol_log", &unindexed.patrol_grids),
+                        ] {
+                            if prefixes.is_empty() {
+                                continue;
                             }
+                            q.push(" OR (kind = ").push_bind(kind).push(" AND (FALSE");
+                            for prefix in prefixes.iter() {
+                                if prefix.is_empty() {
+                                    q.push(" OR grids <> ''");
+                                } else {
+                                    // `grids` is a comma-separated list of codes.
+                                    q.push(" OR grids LIKE ").push_bind(format!("{prefix}%"));
+                                    q.push(" OR grids LIKE ").push_bind(format!("%,{prefix}%"));
+                                }
+                            }
+                            q.push("))");
                         }
-                        q.push("))");
+                        q.push(") ORDER BY seq LIMIT ").push_bind(limit).push(") AS unindexed");
+                        branches += 1;
                     }
-                    q.push(") ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+                    if branches == 0 {
+                        return Ok(Vec::new());
+                    }
+                    q.push(") ORDER BY seq LIMIT ").push_bind(limit);
                     let rows: Vec<$crate::store::sync::EntryRow> =
                         q.build_query_as().fetch_all(&self.pool).await?;
                     rows.into_iter().map($crate::store::sync::entry_from).collect()
@@ -572,7 +597,7 @@ macro_rules! impl_sync_store {
             .execute(&mut *tx)
             .await?;
             for (i, (write, prepared)) in documents.iter().zip(prepared).enumerate() {
-                write_document(&mut tx, write, i, Some(prepared), derive, now).await?;
+                write_document(&mut tx, write, i, Some(prepared), Some(commit.writer.as_str()), derive, now).await?;
             }
             // The device's records, many rows a statement.
             for batch in commit.peers.chunks(s::PEER_ROWS_PER_STATEMENT) {
@@ -636,7 +661,7 @@ macro_rules! impl_sync_store {
                     });
                 }
             }
-            write_document(&mut tx, write, 0, Some(prepared), derive, now).await?;
+            write_document(&mut tx, write, 0, Some(prepared), None, derive, now).await?;
             publish_positions(&mut tx, &[write]).await?;
             tx.commit().await?;
             Ok(())
@@ -665,14 +690,16 @@ macro_rules! impl_sync_store {
         /// Stores a document's new changes, compacted with what is stored into one
         /// save, and what `derive` makes of the whole document (concurrent writers'
         /// changes included): `prepared` if the document is still as it was read,
-        /// else computed again here. Its catalogue position stays a placeholder
-        /// unique in the transaction (`-1 - nth`, never read outside it) until
+        /// else computed again here; adds its catalogue keys (and `writer`'s, for a
+        /// device's round). Its catalogue position stays a placeholder unique in the
+        /// transaction (`-1 - nth`, never read outside it) until
         /// [`publish_positions`].
         pub(crate) async fn write_document(
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             write: &wangge_sync_core::sync::server::DocWrite,
             nth: usize,
             prepared: Option<&$crate::store::sync::Prepared>,
+            writer: Option<&str>,
             derive: &dyn $crate::store::cases::Derive,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
@@ -768,6 +795,19 @@ macro_rules! impl_sync_store {
             .bind(s::join(derived.meta.assignees.iter().cloned()))
             .execute(&mut **tx)
             .await?;
+            // New keys only: the ones it had stay (see migration 0007).
+            let mut keys = derived.meta.catalogue_keys(write.kind);
+            keys.extend(writer.map(wangge_sync_core::sync::user_key));
+            let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                "INSERT INTO catalogue_keys (scope_key, doc_id, seq) ",
+            );
+            q.push_values(&keys, |mut row, key| {
+                row.push_bind(key.as_str())
+                    .push_bind(write.id.as_str())
+                    .push_bind(placeholder);
+            });
+            q.push(" ON CONFLICT (scope_key, doc_id) DO NOTHING");
+            q.build().execute(&mut **tx).await?;
             if let Some(case) = &derived.case {
                 upsert_case(tx, case).await?;
             }
@@ -794,6 +834,11 @@ macro_rules! impl_sync_store {
             for (i, write) in written.iter().enumerate() {
                 let i = i64::try_from(i).unwrap_or(0);
                 sqlx::query("UPDATE documents SET seq = $2 WHERE id = $1")
+                    .bind(&write.id)
+                    .bind(last - count + 1 + i)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("UPDATE catalogue_keys SET seq = $2 WHERE doc_id = $1")
                     .bind(&write.id)
                     .bind(last - count + 1 + i)
                     .execute(&mut **tx)

@@ -208,6 +208,104 @@ impl CatalogueFilter {
     }
 }
 
+/// Grid code prefix lengths the catalogue is indexed by (district, street, community,
+/// unit grid). Shorter prefixes (a province, the city) match nearly every document:
+/// a storage reads those by position instead.
+pub const INDEXED_PREFIX_LENGTHS: [usize; 4] = [6, 9, 12, 15];
+
+/// The catalogue index key of a user (an owner, an assignee, a writer).
+pub fn user_key(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// The catalogue index key of documents without a grid.
+pub const NO_GRID_KEY: &str = "nogrid";
+
+fn grid_key(kind: DocKind, prefix: &str) -> String {
+    match kind {
+        DocKind::Case => format!("case:{prefix}"),
+        DocKind::PatrolLog => format!("patrol:{prefix}"),
+    }
+}
+
+impl DocMeta {
+    /// The keys a storage indexes a document of `kind` under, so that a round reads
+    /// the entries of its scope without scanning the others ([`CatalogueLookup`]):
+    /// its owner and assignees, and each indexed prefix of each of its grids (or
+    /// [`NO_GRID_KEY`]).
+    pub fn catalogue_keys(&self, kind: DocKind) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .owner
+            .iter()
+            .chain(&self.assignees)
+            .map(|u| user_key(u))
+            .collect();
+        if self.grids.is_empty() {
+            keys.push(NO_GRID_KEY.to_owned());
+        }
+        for grid in &self.grids {
+            let code = grid.to_string();
+            for len in INDEXED_PREFIX_LENGTHS {
+                if let Some(prefix) = code.get(..len) {
+                    keys.push(grid_key(kind, prefix));
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// How a storage reads what a [`CatalogueFilter`] admits: the entries under any of
+/// `keys` (see [`DocMeta::catalogue_keys`]), plus those `unindexed` admits (prefixes
+/// too short to index, read by position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueLookup {
+    /// Index keys, sorted.
+    pub keys: Vec<String>,
+    /// What no key covers (a city-wide scope); `None` when the keys cover it all.
+    pub unindexed: Option<CatalogueFilter>,
+}
+
+impl CatalogueFilter {
+    /// The index keys and the rest: a document is admitted exactly when one of its
+    /// [`DocMeta::catalogue_keys`] is among `keys` or `unindexed` admits it.
+    pub fn lookup(&self) -> CatalogueLookup {
+        let mut keys: Vec<String> = self.user.iter().map(|u| user_key(u)).collect();
+        if self.without_grid {
+            keys.push(NO_GRID_KEY.to_owned());
+        }
+        let mut rest = CatalogueFilter {
+            user: None,
+            case_grids: Vec::new(),
+            without_grid: false,
+            patrol_grids: Vec::new(),
+        };
+        for (kind, prefixes, short) in [
+            (DocKind::Case, &self.case_grids, &mut rest.case_grids),
+            (
+                DocKind::PatrolLog,
+                &self.patrol_grids,
+                &mut rest.patrol_grids,
+            ),
+        ] {
+            for prefix in prefixes {
+                if INDEXED_PREFIX_LENGTHS.contains(&prefix.len()) {
+                    keys.push(grid_key(kind, prefix));
+                } else {
+                    short.push(prefix.clone());
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let unindexed =
+            (!rest.case_grids.is_empty() || !rest.patrol_grids.is_empty()).then_some(rest);
+        CatalogueLookup { keys, unindexed }
+    }
+}
+
 /// The scope of a signed-in user's device: the cases of the grids they work in,
 /// cases dispatched to them, their own reports and patrol logs, and for reviewers
 /// ([`patrol::reviews`]) the patrol logs that checked in within their grids.

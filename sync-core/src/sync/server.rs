@@ -111,6 +111,11 @@ pub struct DocWrite {
 pub struct ServerCommit {
     /// The device.
     pub device: String,
+    /// The device's user. What a device wrote it may hold, so a storage that reads
+    /// the catalogue by key ([`crate::sync::DocMeta::catalogue_keys`]) indexes the
+    /// written documents under this user too: if one leaves the device's scope, the
+    /// device still reads it, and evicts it.
+    pub writer: String,
     /// The serial the request acknowledged.
     pub acknowledged: u64,
     /// New changes.
@@ -528,6 +533,7 @@ impl<S: Scope> ServerSession<'_, S> {
         storage
             .commit(ServerCommit {
                 device: self.writer.device.clone(),
+                writer: self.writer.user.clone(),
                 acknowledged: cursor.serial,
                 documents,
                 peers: peers.into_values().collect(),

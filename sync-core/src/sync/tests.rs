@@ -640,7 +640,7 @@ fn asking_for_a_document_the_server_never_had_stops() {
 mod catalogue_filter {
     use proptest::prelude::*;
 
-    use super::super::{CatalogueFilter, DocKind, DocMeta, Scope, UserScope};
+    use super::super::{CatalogueFilter, DocKind, DocMeta, NO_GRID_KEY, Scope, UserScope};
     use crate::grid::GridCode;
     use crate::role::{GridScope, Role};
 
@@ -712,6 +712,61 @@ mod catalogue_filter {
             }
             prop_assert!(CatalogueFilter::everything().admits(kind, &meta));
         }
+    }
+
+    proptest! {
+        /// A storage reads the filter through its index keys: that must admit exactly
+        /// what the filter admits, for any prefixes (scope items or not).
+        #[test]
+        fn the_index_keys_admit_what_the_filter_admits(
+            user in prop::option::of(prop::sample::select(USERS.to_vec())),
+            case_grids in prop::collection::vec((0..GRIDS.len(), 0usize..=15), 0..3),
+            patrol_grids in prop::collection::vec((0..GRIDS.len(), 0usize..=15), 0..3),
+            without_grid in any::<bool>(),
+            patrol in any::<bool>(),
+            grids in prop::collection::vec(0..GRIDS.len(), 0..3),
+            owner in prop::option::of(prop::sample::select(USERS.to_vec())),
+            assignees in prop::collection::vec(prop::sample::select(USERS.to_vec()), 0..2),
+        ) {
+            let prefixes = |items: Vec<(usize, usize)>| -> Vec<String> {
+                items.into_iter().map(|(g, len)| GRIDS[g][..len].to_owned()).collect()
+            };
+            let filter = CatalogueFilter {
+                user: user.map(str::to_owned),
+                case_grids: prefixes(case_grids),
+                without_grid,
+                patrol_grids: prefixes(patrol_grids),
+            };
+            let kind = if patrol { DocKind::PatrolLog } else { DocKind::Case };
+            let meta = DocMeta {
+                grids: grids.into_iter().map(grid).collect(),
+                owner: owner.map(str::to_owned),
+                assignees: assignees.into_iter().map(str::to_owned).collect(),
+            };
+            let lookup = filter.lookup();
+            let by_key = meta.catalogue_keys(kind).iter().any(|k| lookup.keys.contains(k));
+            let by_position = lookup.unindexed.as_ref().is_some_and(|f| f.admits(kind, &meta));
+            prop_assert_eq!(
+                by_key || by_position,
+                filter.admits(kind, &meta),
+                "{:?} {:?} {:?}", lookup, kind, meta
+            );
+        }
+    }
+
+    #[test]
+    fn a_city_wide_filter_is_read_by_position_and_a_community_by_key() {
+        let lookup = CatalogueFilter::everything().lookup();
+        assert_eq!(lookup.keys, vec![NO_GRID_KEY.to_owned()]);
+        assert!(lookup.unindexed.is_some());
+        let scope = UserScope {
+            user: "zhao".to_owned(),
+            role: Role::EnforcementOfficer,
+            grids: GridScope::new(["410105001001"]).expect("scope"),
+        };
+        let lookup = scope.catalogue_filter().lookup();
+        assert_eq!(lookup.keys, vec!["case:410105001001", "user:zhao"]);
+        assert_eq!(lookup.unindexed, None);
     }
 
     #[test]
