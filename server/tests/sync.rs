@@ -59,6 +59,19 @@ impl Phone {
         self.save(id, &case);
     }
 
+    /// Moves a case to a unit grid (a point in the other community of the tests).
+    fn relocate(&mut self, id: &str, grid: &str) {
+        let mut case = self.case(id).expect("case on the phone");
+        let position = Position {
+            lon: 113.67,
+            lat: 34.76,
+            accuracy_m: None,
+        };
+        case.set_location(&self.actor, position, Some(grid.parse().expect("grid")))
+            .expect("move");
+        self.save(id, &case);
+    }
+
     /// One round; `None` when the reply is lost on the way back.
     async fn round(
         &mut self,
@@ -93,18 +106,26 @@ impl Phone {
     }
 }
 
+/// The community most of these tests report in.
+const COMMUNITY: &str = "410102001001";
+
+/// An enforcement officer of [`COMMUNITY`] (user `u1`).
+fn officer() -> Phone {
+    Phone::new(actor(
+        1,
+        Role::EnforcementOfficer,
+        Some("enforcement"),
+        COMMUNITY,
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_rounds_on_every_backend() {
     for Fresh { store, .. } in backends().await {
         let backend = store.backend();
         let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules(), 4));
-        let community = "410102001001";
-        let mut officer = Phone::new(actor(
-            1,
-            Role::EnforcementOfficer,
-            Some("enforcement"),
-            community,
-        ));
+        let community = COMMUNITY;
+        let mut officer = officer();
         let mut sanitation = Phone::new(actor(
             2,
             Role::SanitationWorker,
@@ -184,18 +205,7 @@ async fn sync_rounds_on_every_backend() {
         );
 
         // The supervisor moves case-2 to the other community.
-        let mut case = supervisor.case("case-2").expect("case");
-        case.set_location(
-            &supervisor.actor,
-            Position {
-                lon: 113.67,
-                lat: 34.76,
-                accuracy_m: None,
-            },
-            Some("410102001002001".parse().expect("grid")),
-        )
-        .expect("move");
-        supervisor.save("case-2", &case);
+        supervisor.relocate("case-2", "410102001002001");
         supervisor.sync(&engine, &store).await;
         // A later write that leaves the meta as it is: the move still evicts.
         supervisor.act(
@@ -395,4 +405,91 @@ fn comments(view: &wangge_sync_core::case::CaseView) -> usize {
         .filter_map(|e| e.entry.as_ref())
         .filter(|e| e.action == Action::Comment)
         .count()
+}
+
+/// Migration 0007 gives the documents stored before it the keys the server writes
+/// (`DocMeta::catalogue_keys` of each stored meta); the server's own rows add the
+/// keys a document had before it moved and its writers' users.
+#[tokio::test]
+async fn the_catalogue_keys_migration_fills_what_the_server_writes() {
+    use std::collections::BTreeSet;
+    use wangge_sync_core::grid::GridCode;
+    use wangge_sync_core::sync::DocMeta;
+
+    for Fresh { store, raw, .. } in backends().await {
+        let backend = store.backend();
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules(), 4));
+        let mut officer = officer();
+        let mut supervisor = Phone::new(actor(4, Role::DistrictSupervisor, None, "410102"));
+        for id in ["case-1", "case-2"] {
+            let case =
+                CaseDocument::create(&new_case(id), &officer.actor, &format!("r-{id}"), at(0))
+                    .expect("report");
+            officer.save(id, &case);
+        }
+        officer.sync(&engine, &store).await;
+        supervisor.sync(&engine, &store).await;
+        supervisor.relocate("case-2", "410102001002001");
+        supervisor.sync(&engine, &store).await;
+
+        let keys = |rows: Vec<Vec<Option<String>>>| -> BTreeSet<(String, String)> {
+            rows.into_iter()
+                .map(|r| (r[0].clone().expect("key"), r[1].clone().expect("id")))
+                .collect()
+        };
+        let mut expected = BTreeSet::new();
+        let documents = raw
+            .texts("SELECT id, kind, grids, owner, assignees FROM documents")
+            .await;
+        assert_eq!(documents.len(), 2, "{backend:?}");
+        for row in documents {
+            let text = |i: usize| row[i].clone().unwrap_or_default();
+            let meta = DocMeta {
+                grids: text(2)
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(|g| g.parse::<GridCode>().expect("grid"))
+                    .collect(),
+                owner: row[3].clone(),
+                assignees: text(4)
+                    .split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            let kind = DocKind::parse(&text(1)).expect("kind");
+            for key in meta.catalogue_keys(kind) {
+                expected.insert((key, text(0)));
+            }
+        }
+        let written = keys(
+            raw.texts("SELECT scope_key, doc_id FROM catalogue_keys")
+                .await,
+        );
+        assert!(written.is_superset(&expected), "{backend:?}: {written:?}");
+        for kept in [
+            ("case:410102001001", "case-2"), // where it was before the move
+            ("user:u4", "case-2"),           // the supervisor's device wrote it
+        ] {
+            let kept = (kept.0.to_owned(), kept.1.to_owned());
+            assert!(written.contains(&kept), "{backend:?}: {kept:?}");
+        }
+
+        raw.script("DROP TABLE catalogue_keys").await;
+        raw.script(match raw {
+            common::Raw::Sqlite(_) => {
+                include_str!("../../migrations/sqlite/0007_catalogue_keys.sql")
+            }
+            common::Raw::Postgres(_) => {
+                include_str!("../../migrations/postgres/0007_catalogue_keys.sql")
+            }
+        })
+        .await;
+        let filled = keys(
+            raw.texts("SELECT scope_key, doc_id FROM catalogue_keys")
+                .await,
+        );
+        // No device is registered here, so no holder's user is added.
+        assert_eq!(filled, expected, "{backend:?}");
+    }
 }

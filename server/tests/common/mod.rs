@@ -9,7 +9,54 @@ use wangge_server::store::{PostgresStore, Store, connect};
 /// A store on a fresh database, and what to drop afterwards.
 pub struct Fresh {
     pub store: Arc<dyn Store>,
+    /// The same database for SQL of a test's own (connects when first used).
+    #[allow(dead_code)]
+    pub raw: Raw,
     pub _dir: Option<tempfile::TempDir>,
+}
+
+/// A pool on a [`Fresh`] store's database.
+#[allow(dead_code)]
+pub enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+#[allow(dead_code)]
+impl Raw {
+    /// Runs a script of statements (a migration file).
+    pub async fn script(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Raw::Sqlite(pool) => pool.execute(sqlx::raw_sql(sql)).await.map(|_| ()),
+            Raw::Postgres(pool) => pool.execute(sqlx::raw_sql(sql)).await.map(|_| ()),
+        }
+        .expect("script");
+    }
+
+    /// Rows of a query whose columns are all text (or NULL).
+    pub async fn texts(&self, query: &'static str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row as _;
+        macro_rules! rows {
+            ($pool:expr) => {
+                sqlx::query(query)
+                    .fetch_all($pool)
+                    .await
+                    .expect("query")
+                    .iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| row.try_get::<Option<String>, _>(i).expect("text"))
+                            .collect()
+                    })
+                    .collect()
+            };
+        }
+        match self {
+            Raw::Sqlite(pool) => rows!(pool),
+            Raw::Postgres(pool) => rows!(pool),
+        }
+    }
 }
 
 pub async fn backends() -> Vec<Fresh> {
@@ -19,6 +66,12 @@ pub async fn backends() -> Vec<Fresh> {
     sqlite.migrate().await.expect("migrate sqlite");
     let mut stores = vec![Fresh {
         store: sqlite,
+        raw: Raw::Sqlite(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_lazy(&url)
+                .expect("sqlite URL"),
+        ),
         _dir: Some(dir),
     }];
     match std::env::var("WANGGE_TEST_POSTGRES_URL") {
@@ -35,12 +88,16 @@ pub async fn backends() -> Vec<Fresh> {
                 .expect("create schema");
             let options: PgConnectOptions = url.parse().expect("postgres URL");
             let options = options.options([("search_path", schema.as_str())]);
+            let raw = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(options.clone());
             let store = PostgresStore::connect_with(options)
                 .await
                 .expect("open postgres");
             store.migrate().await.expect("migrate postgres");
             stores.push(Fresh {
                 store: Arc::new(store),
+                raw: Raw::Postgres(raw),
                 _dir: None,
             });
         }
