@@ -416,11 +416,12 @@ fn case_row(
 ) -> wangge_server::store::cases::CaseRow {
     wangge_server::store::cases::CaseRow {
         id: format!("case-{n:03}"),
+        // Independent of the grid (`n % 3`).
         status: Some(
-            if n.is_multiple_of(3) {
-                "dispatched"
-            } else {
-                "reported"
+            match n % 4 {
+                0 => "dispatched",
+                1 => "closed",
+                _ => "reported",
             }
             .into(),
         ),
@@ -543,6 +544,29 @@ async fn a_case_list_is_the_scope_newest_first_page_by_page() {
                 .collect(),
         );
         assert_eq!(list(dispatched).await, expected, "{backend:?}");
+        // Two statuses (a branch each), in a street and in the whole city.
+        let two_statuses =
+            |r: &&CaseRow| matches!(r.status.as_deref(), Some("dispatched" | "closed"));
+        let closed_or_dispatched = CaseFilter {
+            statuses: vec!["dispatched".into(), "closed".into()],
+            ..scoped.clone()
+        };
+        let expected = newest_first(
+            rows.iter()
+                .filter(|r| (in_street(r) || mine(r)) && two_statuses(r))
+                .collect(),
+        );
+        assert_eq!(
+            list(closed_or_dispatched.clone()).await,
+            expected,
+            "{backend:?}"
+        );
+        let city = CaseFilter {
+            scope: vec![String::new()],
+            ..closed_or_dispatched
+        };
+        let expected = newest_first(rows.iter().filter(two_statuses).collect());
+        assert_eq!(list(city).await, expected, "{backend:?}");
         // Two streets and an area inside the scope.
         let two = CaseFilter {
             scope: vec!["410102001".into(), "410105".into()],

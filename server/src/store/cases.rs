@@ -165,21 +165,37 @@ macro_rules! impl_case_store {
                         branches.push((Some("assignee"), &filter.user));
                     }
                     branches.extend(filter.scope.iter().map(|prefix| (None, prefix.as_str())));
-                    for (n, (column, value)) in branches.into_iter().enumerate() {
-                        if n > 0 {
-                            q.push(" UNION ");
-                        }
-                        q.push("SELECT id FROM (SELECT id FROM cases WHERE ");
-                        match column {
-                            Some(column) => {
-                                q.push(format!("{column} = ")).push_bind(value.to_owned());
+                    // And one per status asked for, each on its `(…, status,
+                    // reported_at)` index: with `status IN (…)` the newest-first walk
+                    // of a district passed every case of the other statuses (4.7–8.5 s
+                    // for the closed cases of a district of 1,000,000).
+                    let statuses: Vec<Option<&str>> = if filter.statuses.is_empty() {
+                        vec![None]
+                    } else {
+                        filter.statuses.iter().map(|s| Some(s.as_str())).collect()
+                    };
+                    let mut n = 0;
+                    for (column, value) in branches {
+                        for status in &statuses {
+                            if n > 0 {
+                                q.push(" UNION ");
                             }
-                            None => push_prefix(&mut q, value),
+                            q.push("SELECT id FROM (SELECT id FROM cases WHERE ");
+                            match column {
+                                Some(column) => {
+                                    q.push(format!("{column} = ")).push_bind(value.to_owned());
+                                }
+                                None => push_prefix(&mut q, value),
+                            }
+                            if let Some(status) = status {
+                                q.push(" AND status = ").push_bind(status.to_string());
+                            }
+                            push_conditions(&mut q, filter);
+                            q.push(" ORDER BY reported_at DESC, id LIMIT ")
+                                .push_bind(wanted)
+                                .push(format!(") AS branch{n}"));
+                            n += 1;
                         }
-                        push_conditions(&mut q, filter);
-                        q.push(" ORDER BY reported_at DESC, id LIMIT ")
-                            .push_bind(wanted)
-                            .push(format!(") AS branch{n}"));
                     }
                     q.push(") ORDER BY reported_at DESC, id LIMIT ")
                         .push_bind(i64::from(filter.limit))
@@ -221,7 +237,8 @@ macro_rules! impl_case_store {
             }
         }
 
-        /// ` AND …` for every narrowing field of `filter` (not the scope).
+        /// ` AND …` for every narrowing field of `filter` (not the scope, not the
+        /// statuses: each is a branch of its own).
         fn push_conditions(
             q: &mut sqlx::QueryBuilder<sqlx::$db>,
             filter: &$crate::store::cases::CaseFilter,
@@ -229,14 +246,6 @@ macro_rules! impl_case_store {
             if let Some(area) = &filter.area {
                 q.push(" AND ");
                 push_prefix(q, area);
-            }
-            if !filter.statuses.is_empty() {
-                q.push(" AND status IN (");
-                let mut list = q.separated(", ");
-                for status in &filter.statuses {
-                    list.push_bind(status.clone());
-                }
-                q.push(")");
             }
             if let Some(category) = &filter.category {
                 q.push(" AND substr(category, 1, ")
