@@ -660,6 +660,27 @@ mod catalogue_filter {
         GRIDS[i].parse().expect("grid code")
     }
 
+    /// A case (or patrol log) in `grids` (indices into [`GRIDS`]) with that owner and
+    /// those assignees.
+    fn document(
+        patrol: bool,
+        grids: Vec<usize>,
+        owner: Option<&str>,
+        assignees: Vec<&str>,
+    ) -> (DocKind, DocMeta) {
+        let kind = if patrol {
+            DocKind::PatrolLog
+        } else {
+            DocKind::Case
+        };
+        let meta = DocMeta {
+            grids: grids.into_iter().map(grid).collect(),
+            owner: owner.map(str::to_owned),
+            assignees: assignees.into_iter().map(str::to_owned).collect(),
+        };
+        (kind, meta)
+    }
+
     fn scope_prefixes() -> impl Strategy<Value = Vec<String>> {
         prop::collection::vec(
             (
@@ -700,12 +721,7 @@ mod catalogue_filter {
                 role,
                 grids: GridScope::new(&prefixes).expect("scope"),
             };
-            let kind = if patrol { DocKind::PatrolLog } else { DocKind::Case };
-            let meta = DocMeta {
-                grids: grids.into_iter().map(grid).collect(),
-                owner: owner.map(str::to_owned),
-                assignees: assignees.into_iter().map(str::to_owned).collect(),
-            };
+            let (kind, meta) = document(patrol, grids, owner, assignees);
             let filter = scope.catalogue_filter();
             if scope.may_receive(kind, &meta) {
                 prop_assert!(filter.admits(kind, &meta), "{filter:?} hides {kind:?} {meta:?}");
@@ -737,12 +753,7 @@ mod catalogue_filter {
                 without_grid,
                 patrol_grids: prefixes(patrol_grids),
             };
-            let kind = if patrol { DocKind::PatrolLog } else { DocKind::Case };
-            let meta = DocMeta {
-                grids: grids.into_iter().map(grid).collect(),
-                owner: owner.map(str::to_owned),
-                assignees: assignees.into_iter().map(str::to_owned).collect(),
-            };
+            let (kind, meta) = document(patrol, grids, owner, assignees);
             let lookup = filter.lookup();
             let by_key = meta.catalogue_keys(kind).iter().any(|k| lookup.keys.contains(k));
             let by_position = lookup.unindexed.as_ref().is_some_and(|f| f.admits(kind, &meta));
