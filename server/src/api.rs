@@ -678,7 +678,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.push.online()),
+        state
+            .metrics
+            .render(state.push.online(), state.sync.documents.numbers()),
     )
         .into_response()
 }

@@ -96,6 +96,22 @@ pub fn sync_rounds_from_env() -> Result<usize, String> {
     }
 }
 
+/// `WANGGE_DOCUMENT_CACHE_MB` (0..=65536; default 64): the bound of the loaded
+/// documents kept between sync rounds, in MiB of their estimated heap (0: none).
+pub fn document_cache_from_env() -> Result<u64, String> {
+    match std::env::var("WANGGE_DOCUMENT_CACHE_MB") {
+        Err(_) => Ok(crate::doc_cache::DEFAULT_BYTES),
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 65_536)
+            .map(|mib| mib * 1024 * 1024)
+            .ok_or_else(|| {
+                format!("WANGGE_DOCUMENT_CACHE_MB={text:?} is not a number of MiB in 0..=65536")
+            }),
+    }
+}
+
 /// A number of seconds in 1..=3600 from the environment variable `name`.
 fn seconds_from_env(name: &str, default: u64) -> Result<std::time::Duration, String> {
     match std::env::var(name) {

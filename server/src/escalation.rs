@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use wangge_sync_core::case::CaseDocument;
 use wangge_sync_core::case::automation::escalate_overdue;
-use wangge_sync_core::sync::server::{DocWrite, Written};
+use wangge_sync_core::sync::server::{DocWrite, Merged, Written};
 use wangge_sync_core::sync::{DocKind, DocMeta, load_chunks};
 
 use crate::cases::{CaseRules, Materializer, server_actor};
@@ -76,6 +76,7 @@ pub async fn escalate_overdue_cases(
             changes,
             meta: meta.clone(),
             heads: case.automerge().get_heads(),
+            merged: Some(Merged::new(before.clone(), case.into_automerge())),
         };
         let derive = Materializer { rules, now: now_ms };
         match store

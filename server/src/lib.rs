@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cases;
 pub mod config;
+pub mod doc_cache;
 pub mod escalation;
 pub mod grids;
 pub mod metrics;

@@ -1,8 +1,8 @@
 //! `GET /metrics`: what an operator watches, in the Prometheus text format
 //! (`prometheus-client`, the Prometheus project's own Rust client, OpenMetrics
 //! encoding). Sync rounds and what they stored, the server's own changes (routing and
-//! automatic dispatch), API case actions, push sockets and notices, and the process's
-//! resident memory. Unauthenticated, like `/healthz`: keep it on the operators'
+//! automatic dispatch), API case actions, push sockets and notices, the document
+//! cache's hits, misses and size, and the process's resident memory. Unauthenticated, like `/healthz`: keep it on the operators'
 //! network.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::doc_cache::CacheNumbers;
 
 /// A sync round's outcome, as a label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,6 +39,13 @@ pub struct Metrics {
     pub push_sockets: Gauge,
     /// Resident memory of the process, bytes (read at each scrape).
     resident_bytes: Gauge,
+    /// The document cache (read at each scrape).
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_documents: Gauge,
+    cache_bytes: Gauge,
+    /// Serializes scrapes, which turn the cache's running totals into counter steps.
+    scrape: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -57,6 +66,28 @@ impl Metrics {
         let case_actions = Counter::default();
         let push_sockets = Gauge::default();
         let resident_bytes = Gauge::default();
+        let (cache_hits, cache_misses) = (Counter::default(), Counter::default());
+        let (cache_documents, cache_bytes) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "document_cache_hits",
+            "Stored documents a sync round found loaded in the document cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "document_cache_misses",
+            "Stored documents a sync round had to load",
+            cache_misses.clone(),
+        );
+        registry.register(
+            "document_cache_documents",
+            "Documents held in the document cache",
+            cache_documents.clone(),
+        );
+        registry.register(
+            "document_cache_bytes",
+            "Estimated heap of the documents in the document cache",
+            cache_bytes.clone(),
+        );
         registry.register(
             "sync_rounds",
             "Sync rounds, by outcome",
@@ -101,6 +132,11 @@ impl Metrics {
             case_actions,
             push_sockets,
             resident_bytes,
+            cache_hits,
+            cache_misses,
+            cache_documents,
+            cache_bytes,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
@@ -114,7 +150,19 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self, open_sockets: usize) -> String {
+    pub fn render(&self, open_sockets: usize, cache: CacheNumbers) -> String {
+        let _one_scrape_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.cache_hits
+            .inc_by(cache.hits.saturating_sub(self.cache_hits.get()));
+        self.cache_misses
+            .inc_by(cache.misses.saturating_sub(self.cache_misses.get()));
+        self.cache_documents
+            .set(i64::try_from(cache.documents).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .set(i64::try_from(cache.bytes).unwrap_or(i64::MAX));
         self.push_sockets
             .set(i64::try_from(open_sockets).unwrap_or(i64::MAX));
         if let Some(bytes) = resident_bytes() {

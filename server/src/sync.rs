@@ -8,6 +8,10 @@
 //! wait in line as cheap tasks, not as blocked threads each holding its documents
 //! (1,000 phones at once grew the blocking pool to 512 threads and the memory with
 //! it, for no more throughput: the work is CPU and one SQLite writer).
+//!
+//! Rounds share a [`DocumentCache`]: a document a round loads or writes stays loaded
+//! for the next round that reads it at the same heads; a write's document is the one
+//! the round merged (`DocWrite::merged`), so the store saves it without loading it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +26,10 @@ use wangge_sync_core::sync::server::{
 };
 use wangge_sync_core::sync::{CatalogueFilter, Rules, UserScope};
 
+use automerge::Automerge;
+
 use crate::cases::{CaseRules, Materializer, ServerActions};
+use crate::doc_cache::DocumentCache;
 use crate::store::{Store, StoreError};
 
 /// What every sync round shares: the per-device locks, the case rules, the limits.
@@ -35,18 +42,27 @@ pub struct SyncEngine {
     pub limits: Limits,
     /// Permits for the rounds that run at once.
     running: Arc<tokio::sync::Semaphore>,
+    /// Documents loaded by earlier rounds.
+    pub documents: DocumentCache,
 }
 
 impl SyncEngine {
     /// An engine over `rules` with `limits` that runs at most `concurrent_rounds`
-    /// rounds at once (at least one).
+    /// rounds at once (at least one), with a document cache of the default size.
     pub fn new(limits: Limits, rules: Arc<CaseRules>, concurrent_rounds: usize) -> SyncEngine {
         SyncEngine {
             locks: Mutex::new(HashMap::new()),
             rules,
             limits,
             running: Arc::new(tokio::sync::Semaphore::new(concurrent_rounds.max(1))),
+            documents: DocumentCache::new(crate::doc_cache::DEFAULT_BYTES),
         }
+    }
+
+    /// The same engine with a document cache of `bytes` (0: none).
+    pub fn with_document_cache(mut self, bytes: u64) -> SyncEngine {
+        self.documents = DocumentCache::new(bytes);
+        self
     }
 
     fn lock_for(&self, device: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -99,6 +115,7 @@ impl SyncEngine {
                 handle: handle.clone(),
                 now,
                 rules: &engine.rules,
+                cache: &engine.documents,
             };
             session.handle(&mut storage, &request)
         })
@@ -113,6 +130,7 @@ struct BlockingStorage<'a> {
     handle: Handle,
     now: i64,
     rules: &'a CaseRules,
+    cache: &'a DocumentCache,
 }
 
 impl ServerStorage for BlockingStorage<'_> {
@@ -163,12 +181,33 @@ impl ServerStorage for BlockingStorage<'_> {
         self.handle.block_on(self.store.sync_peers(device))
     }
 
+    fn load(
+        &mut self,
+        id: &str,
+        stored: &StoredDoc,
+    ) -> Result<Arc<Automerge>, automerge::AutomergeError> {
+        if let Some(doc) = self.cache.get(id, &stored.heads) {
+            return Ok(doc);
+        }
+        let doc = Arc::new(wangge_sync_core::sync::load_chunks(&stored.chunks)?);
+        self.cache.insert(id, Arc::clone(&doc));
+        Ok(doc)
+    }
+
     fn commit(&mut self, commit: ServerCommit) -> Result<(), StoreError> {
         let derive = Materializer {
             rules: self.rules,
             now: self.now,
         };
         self.handle
-            .block_on(self.store.sync_commit(&commit, &derive, self.now))
+            .block_on(self.store.sync_commit(&commit, &derive, self.now))?;
+        // Committed: what the round merged is what it stored, unless another round
+        // wrote the document meanwhile (then its heads differ, and it is never hit).
+        for write in commit.documents {
+            if let Some(merged) = write.merged {
+                self.cache.insert(&write.id, Arc::new(merged.doc));
+            }
+        }
+        Ok(())
     }
 }

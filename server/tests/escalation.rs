@@ -1,5 +1,6 @@
 //! Overdue escalation on both databases: a dispatched case left past its due time goes
-//! up one level, once per overdue step; a write conditional on stale heads is refused.
+//! up one level, once per overdue step; a write conditional on stale heads is refused,
+//! and one merged from stale heads is applied to what is stored.
 
 mod common;
 
@@ -13,8 +14,8 @@ use wangge_server::store::{Store, StoreError};
 use wangge_sync_core::case::{Action, CaseDocument};
 use wangge_sync_core::catalog::TeamId;
 use wangge_sync_core::role::Role;
-use wangge_sync_core::sync::server::DocWrite;
-use wangge_sync_core::sync::{DocKind, DocMeta};
+use wangge_sync_core::sync::server::{DocWrite, Merged};
+use wangge_sync_core::sync::{DocKind, DocMeta, load_chunks};
 
 /// A case reported, accepted, registered and dispatched to sanitation at minute 3.
 fn dispatched_case(id: &str) -> CaseDocument {
@@ -63,6 +64,7 @@ async fn store_case(store: &Arc<dyn Store>, id: &str, case: &CaseDocument) {
             .collect(),
         meta: DocMeta::of_case(&case.fold(&rules.context())),
         heads: case.automerge().get_heads(),
+        merged: None,
     };
     let derive = Materializer {
         rules: &rules,
@@ -121,6 +123,7 @@ async fn an_overdue_case_is_escalated_once_per_step_on_every_backend() {
                 .collect(),
             meta: DocMeta::of_case(&edit.fold(&rules.context())),
             heads: edit.automerge().get_heads(),
+            merged: None,
         };
         let derive = Materializer {
             rules: &rules,
@@ -131,5 +134,37 @@ async fn an_overdue_case_is_escalated_once_per_step_on_every_backend() {
             matches!(refused, Err(StoreError::Conflict { .. })),
             "{backend:?}: {refused:?}"
         );
+
+        // Unconditional, the same edit carrying the document it was merged into from
+        // the stale heads: the store sees the stored heads moved, so it applies the
+        // changes to what is stored instead of saving that document over the
+        // escalation.
+        let merged = DocWrite {
+            merged: Some(Merged::new(stale.clone(), edit.automerge().clone())),
+            ..write
+        };
+        store
+            .document_write(&merged, None, &derive, 0)
+            .await
+            .expect("merged write");
+        let stored = store
+            .sync_document("late")
+            .await
+            .expect("read")
+            .expect("stored");
+        let doc = CaseDocument::from_automerge(load_chunks(&stored.chunks).expect("loads"));
+        let view = doc.fold(&rules.context());
+        let actions: Vec<Action> = view
+            .entries
+            .iter()
+            .filter_map(|e| e.entry.as_ref().map(|e| e.action.clone()))
+            .collect();
+        assert!(
+            actions.contains(&Action::Comment),
+            "{backend:?}: {actions:?}"
+        );
+        let row = store.case_row("late").await.expect("read").expect("row");
+        assert_eq!(row.escalations, 1, "{backend:?}: the escalation stays");
+        assert_eq!(row.level, "district", "{backend:?}");
     }
 }

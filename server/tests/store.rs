@@ -486,6 +486,7 @@ async fn a_case_list_is_the_scope_newest_first_page_by_page() {
                 changes: vec![doc.save()],
                 meta: wangge_sync_core::sync::DocMeta::default(),
                 heads: doc.get_heads(),
+                merged: None,
             };
             store
                 .document_write(&write, None, &FixedRow(row.clone()), 0)

@@ -856,6 +856,7 @@ fn store_case(
         changes: chunks,
         meta,
         heads: sorted_heads(&case.automerge().get_heads()),
+        merged: None,
     });
 }
 

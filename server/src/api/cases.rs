@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError};
 use wangge_sync_core::catalog::{TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
-use wangge_sync_core::sync::server::{DocWrite, Written};
+use wangge_sync_core::sync::server::{DocWrite, Merged, Written};
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope, load_chunks};
 
 use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
@@ -352,6 +352,7 @@ pub(super) async fn act(
         changes,
         meta: meta.clone(),
         heads: doc.automerge().get_heads(),
+        merged: Some(Merged::new(before, doc.into_automerge())),
     };
     let now_ms = now.timestamp_millis();
     let derive = Materializer {

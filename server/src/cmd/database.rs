@@ -196,11 +196,14 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         auth: Arc::new(auth),
         grids,
         ownership,
-        sync: Arc::new(wangge_server::sync::SyncEngine::new(
-            Default::default(),
-            rules,
-            config::sync_rounds_from_env().map_err(anyhow::Error::msg)?,
-        )),
+        sync: Arc::new(
+            wangge_server::sync::SyncEngine::new(
+                Default::default(),
+                rules,
+                config::sync_rounds_from_env().map_err(anyhow::Error::msg)?,
+            )
+            .with_document_cache(config::document_cache_from_env().map_err(anyhow::Error::msg)?),
+        ),
         push,
         metrics: Arc::new(wangge_server::metrics::Metrics::new()),
     };

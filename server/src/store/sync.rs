@@ -12,14 +12,16 @@ use wangge_sync_core::sync::{CatalogueFilter, DocKind, DocMeta};
 use super::cases::Derive;
 use super::{StoreError, StoreFuture};
 
-/// Compact a document's chunks into one save when it has more than this many. One:
-/// each write leaves a single save, so a new phone's bootstrap is the compressed saves
-/// (1.06× their size, against 1.89× for the changes as they arrived; see
-/// docs/BENCHMARKS.md), for one load and save (~250 µs) per document written. It runs
-/// in the commit's transaction after the `documents` row is written, which locks the
-/// row: concurrent writers of one document compact one after the other, each seeing
-/// the other's committed chunks.
-pub(crate) const COMPACT_AFTER: i64 = 1;
+/// Whether a write stores its changes as they came rather than one save of the whole
+/// document: only a new document's single change (the common report, which needs no
+/// save). Otherwise each write leaves a single save, so a new phone's bootstrap is the
+/// compressed saves (1.06× their size, against 1.89× for the changes as they arrived;
+/// see docs/BENCHMARKS.md), for one save (~250 µs) per document written. The save is
+/// made before the transaction; the transaction writes it only if the document is
+/// still as it was read (see [`Prepared`]).
+fn appends(stored_chunks: usize, new_changes: usize) -> bool {
+    stored_chunks == 0 && new_changes == 1
+}
 
 /// The sync protocol's storage operations (see sync-core's `ServerStorage` for their
 /// meaning). The server runs them through `crate::sync`, one device at a time.
@@ -179,8 +181,6 @@ pub(crate) fn peer_from(row: PeerRow) -> Result<PeerDoc, StoreError> {
 pub(crate) struct Prepared {
     /// The stored heads as read; `None`: the document was not stored.
     pub base: Option<Vec<u8>>,
-    /// The last chunk number as read.
-    pub last: i64,
     /// The chunks to store: one save, or the changes appended.
     pub chunks: Replace,
     /// The heads of the whole document.
@@ -198,31 +198,49 @@ pub(crate) enum Replace {
     Appended,
 }
 
-/// Loads `stored` (the chunks as read) plus `write`'s changes and derives what the
-/// transaction writes.
+/// Loads `stored` (the chunks as read, whose heads are `base`) plus `write`'s changes
+/// and derives what the transaction writes.
 pub(crate) fn prepare(
     write: &DocWrite,
     base: Option<Vec<u8>>,
-    stored: Vec<(i64, Vec<u8>)>,
+    stored: Vec<Vec<u8>>,
     derive: &dyn Derive,
 ) -> Result<Prepared, StoreError> {
-    let last = stored.last().map_or(0, |(n, _)| *n);
-    let mut chunks: Vec<Vec<u8>> = stored.into_iter().map(|(_, b)| b).collect();
+    let append = appends(stored.len(), write.changes.len());
+    let mut chunks = stored;
     chunks.extend(write.changes.iter().cloned());
     let doc = wangge_sync_core::sync::load_chunks(&chunks)
         .map_err(|e| StoreError::Corrupt(format!("document {:?}: {e}", write.id)))?;
-    let chunks = if i64::try_from(chunks.len()).unwrap_or(i64::MAX) > COMPACT_AFTER {
-        Replace::Compacted(doc.save())
-    } else {
-        Replace::Appended
-    };
-    Ok(Prepared {
+    Ok(prepared(write, base, append, &doc, derive))
+}
+
+/// What the transaction writes, from the document the writer merged (`write.merged`):
+/// nothing to read or load. `None` if the write carries none.
+pub(crate) fn prepare_merged(write: &DocWrite, derive: &dyn Derive) -> Option<Prepared> {
+    let merged = write.merged.as_ref()?;
+    let base = (!merged.base.is_empty()).then(|| heads_to_bytes(&merged.base));
+    let stored_chunks = usize::from(base.is_some());
+    let append = appends(stored_chunks, write.changes.len());
+    Some(prepared(write, base, append, &merged.doc, derive))
+}
+
+fn prepared(
+    write: &DocWrite,
+    base: Option<Vec<u8>>,
+    append: bool,
+    doc: &automerge::Automerge,
+    derive: &dyn Derive,
+) -> Prepared {
+    Prepared {
         base,
-        last,
-        chunks,
+        chunks: if append {
+            Replace::Appended
+        } else {
+            Replace::Compacted(doc.save())
+        },
         heads: heads_to_bytes(&doc.get_heads()),
-        derived: derive.derive(&write.id, write.kind, &doc),
-    })
+        derived: derive.derive(&write.id, write.kind, doc),
+    }
 }
 
 /// Rows of `sync_peers` written per statement (6 parameters each: well within
@@ -667,23 +685,27 @@ macro_rules! impl_sync_store {
             Ok(())
         }
 
-        /// Reads a document as stored (heads, chunks: one statement, one snapshot)
-        /// and prepares `write` on it, outside any transaction.
+        /// Prepares `write` outside any transaction: on the document its writer
+        /// merged, or else on the document as stored (heads, chunks: one statement,
+        /// one snapshot).
         async fn prepare_write(
             pool: &sqlx::Pool<sqlx::$db>,
             write: &wangge_sync_core::sync::server::DocWrite,
             derive: &dyn $crate::store::cases::Derive,
         ) -> Result<$crate::store::sync::Prepared, $crate::store::StoreError> {
-            let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT d.heads, c.n, c.bytes FROM documents d
+            if let Some(prepared) = $crate::store::sync::prepare_merged(write, derive) {
+                return Ok(prepared);
+            }
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT d.heads, c.bytes FROM documents d
                  JOIN document_chunks c ON c.doc_id = d.id
                  WHERE d.id = $1 ORDER BY c.n",
             )
             .bind(&write.id)
             .fetch_all(pool)
             .await?;
-            let base = rows.first().map(|(heads, _, _)| heads.clone());
-            let stored = rows.into_iter().map(|(_, n, bytes)| (n, bytes)).collect();
+            let base = rows.first().map(|(heads, _)| heads.clone());
+            let stored = rows.into_iter().map(|(_, bytes)| bytes).collect();
             $crate::store::sync::prepare(write, base, stored, derive)
         }
 
@@ -722,37 +744,33 @@ macro_rules! impl_sync_store {
             .await?;
             // Under the row's lock nothing moves any more: is the document still what
             // `prepared` was computed from? (Another writer may have created or
-            // changed it since it was read.)
+            // changed it since it was read.) A new document's row holds the heads
+            // just written, and no chunks.
+            let (heads, chunks, last): (Vec<u8>, i64, i64) = sqlx::query_as(
+                "SELECT d.heads, COUNT(c.n), COALESCE(MAX(c.n), 0) FROM documents d
+                 LEFT JOIN document_chunks c ON c.doc_id = d.id
+                 WHERE d.id = $1 GROUP BY d.heads",
+            )
+            .bind(&write.id)
+            .fetch_one(&mut **tx)
+            .await?;
             let unchanged = match prepared.map(|p| p.base.as_ref()) {
                 None => false,
-                Some(None) => {
-                    let (chunks,): (i64,) =
-                        sqlx::query_as("SELECT COUNT(*) FROM document_chunks WHERE doc_id = $1")
-                            .bind(&write.id)
-                            .fetch_one(&mut **tx)
-                            .await?;
-                    chunks == 0
-                }
-                Some(Some(base)) => {
-                    let (heads,): (Vec<u8>,) =
-                        sqlx::query_as("SELECT heads FROM documents WHERE id = $1")
-                            .bind(&write.id)
-                            .fetch_one(&mut **tx)
-                            .await?;
-                    &heads == base
-                }
+                Some(None) => chunks == 0,
+                Some(Some(base)) => chunks > 0 && &heads == base,
             };
             let computed;
             let prepared = match prepared.filter(|_| unchanged) {
                 Some(prepared) => prepared,
                 None => {
                     tracing::debug!(id = %write.id, "document changed since the write was prepared: preparing again");
-                    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                        "SELECT n, bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
+                    let stored: Vec<(Vec<u8>,)> = sqlx::query_as(
+                        "SELECT bytes FROM document_chunks WHERE doc_id = $1 ORDER BY n",
                     )
                     .bind(&write.id)
                     .fetch_all(&mut **tx)
                     .await?;
+                    let stored = stored.into_iter().map(|(bytes,)| bytes).collect();
                     computed = s::prepare(write, None, stored, derive)?;
                     &computed
                 }
@@ -765,13 +783,13 @@ macro_rules! impl_sync_store {
                         .await?;
                     sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")
                         .bind(&write.id)
-                        .bind(prepared.last + 1)
+                        .bind(last + 1)
                         .bind(save)
                         .execute(&mut **tx)
                         .await?;
                 }
                 s::Replace::Appended => {
-                    let mut n = prepared.last;
+                    let mut n = last;
                     for change in &write.changes {
                         n += 1;
                         sqlx::query("INSERT INTO document_chunks (doc_id, n, bytes) VALUES ($1, $2, $3)")

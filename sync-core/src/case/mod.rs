@@ -506,6 +506,11 @@ impl CaseDocument {
         &self.doc
     }
 
+    /// The Automerge document, given up (to store it).
+    pub fn into_automerge(self) -> Automerge {
+        self.doc
+    }
+
     /// The Automerge document, mutably: for applying changes that came through
     /// sync after [`rules::check_case_changes`] accepted them.
     pub fn automerge_mut(&mut self) -> &mut Automerge {

@@ -82,13 +82,20 @@ impl MemoryServer {
             });
         self.by_seq.remove(&entry.seq);
         entry.seq = seq;
+        // The writer's merged document is this one plus the changes only if it was
+        // merged from what is stored now.
+        let merged = write.merged.filter(|merged| {
+            super::sorted_heads(&merged.base) == super::sorted_heads(&entry.stored.heads)
+        });
         entry.stored.heads = write.heads;
         entry.stored.meta = write.meta;
         entry.stored.chunks.extend(write.changes);
-        if entry.stored.chunks.len() > COMPACT_AFTER
-            && let Ok(doc) = super::load_chunks(&entry.stored.chunks)
-        {
-            entry.stored.chunks = vec![doc.save()];
+        if entry.stored.chunks.len() > COMPACT_AFTER {
+            if let Some(merged) = merged {
+                entry.stored.chunks = vec![merged.doc.save()];
+            } else if let Ok(doc) = super::load_chunks(&entry.stored.chunks) {
+                entry.stored.chunks = vec![doc.save()];
+            }
         }
         self.by_seq.insert(seq, write.id);
     }

@@ -7,6 +7,7 @@
 //! stored changes are only ever added and each change is judged by its own history.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use automerge::sync::{Message as AutomergeMessage, MessageVersion};
 use automerge::{Automerge, Change, ChangeHash};
@@ -100,6 +101,48 @@ pub struct DocWrite {
     pub meta: DocMeta,
     /// Its heads after them.
     pub heads: Vec<ChangeHash>,
+    /// The whole document after them, as the writer merged it (`None`: the storage
+    /// loads what it stores and applies `changes`).
+    pub merged: Option<Merged>,
+}
+
+/// A document with a write's changes applied, and the stored heads it was merged
+/// from: a storage whose document is still at `base` may save this instead of
+/// loading the stored chunks and the changes again (the same document: Automerge
+/// documents with the same changes are equal).
+#[derive(Clone)]
+pub struct Merged {
+    /// The stored heads the changes were applied to (empty: a new document).
+    pub base: Vec<ChangeHash>,
+    /// The document with the changes.
+    pub doc: Automerge,
+}
+
+impl Merged {
+    /// `doc`, merged from the stored document at `base`.
+    pub fn new(base: Vec<ChangeHash>, doc: Automerge) -> Merged {
+        Merged { base, doc }
+    }
+}
+
+/// Equal when merged from the same heads into the same heads: a document is its
+/// changes.
+impl PartialEq for Merged {
+    fn eq(&self, other: &Merged) -> bool {
+        sorted_heads(&self.base) == sorted_heads(&other.base)
+            && sorted_heads(&self.doc.get_heads()) == sorted_heads(&other.doc.get_heads())
+    }
+}
+
+impl Eq for Merged {}
+
+impl std::fmt::Debug for Merged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Merged")
+            .field("base", &self.base)
+            .field("heads", &self.doc.get_heads())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything one round stores, in one transaction: first settle the device's
@@ -179,6 +222,16 @@ pub trait ServerStorage {
     }
     /// Every document the device has a record of, with its catalogue entry.
     fn peers(&mut self, device: &str) -> Result<Vec<(PeerDoc, CatalogueEntry)>, Self::Error>;
+    /// Loads stored document `id` (`stored` as [`ServerStorage::document`] or
+    /// [`ServerStorage::documents`] read it). A storage may answer from documents it
+    /// keeps loaded, by `stored.heads`: loading is most of the cost of reading one.
+    fn load(
+        &mut self,
+        _id: &str,
+        stored: &StoredDoc,
+    ) -> Result<Arc<Automerge>, automerge::AutomergeError> {
+        load_chunks(&stored.chunks).map(Arc::new)
+    }
     /// Stores a round, atomically and durably, before it returns. It must refuse
     /// (and store nothing) unless the device's last issued serial is still
     /// `commit.issued - 1`: two rounds of one device that ran at once must not both
@@ -408,6 +461,7 @@ impl<S: Scope> ServerSession<'_, S> {
                     changes: accepted.new_changes,
                     meta: accepted.meta,
                     heads: server_heads,
+                    merged: Some(Merged::new(accepted.stored_heads, accepted.doc)),
                 });
             }
         }
@@ -498,6 +552,7 @@ impl<S: Scope> ServerSession<'_, S> {
                     for (entry, peer) in offers {
                         let stored = fetched.remove(&entry.id);
                         if !self.offer(
+                            storage,
                             (entry, peer, stored),
                             cursor.serial,
                             serial,
@@ -571,8 +626,9 @@ impl<S: Scope> ServerSession<'_, S> {
     /// `false` when the reply is full and the entry must wait for the next round.
     /// `stored` is its document, read when [`Self::must_send`] said so (`None`: not
     /// stored, or not needed).
-    fn offer(
+    fn offer<T: ServerStorage>(
         &self,
+        storage: &mut T,
         (entry, peer, stored): (&CatalogueEntry, Option<PeerDoc>, Option<StoredDoc>),
         acknowledged: u64,
         serial: u64,
@@ -611,7 +667,7 @@ impl<S: Scope> ServerSession<'_, S> {
             // What the storage holds goes as it is: no load, no re-encoding.
             None => whole_doc(&entry.id, &stored),
             Some(heads) => {
-                let doc = load(&entry.id, &stored.chunks)?;
+                let doc = load(storage, &entry.id, &stored)?;
                 let known: Vec<ChangeHash> = heads
                     .iter()
                     .copied()
@@ -688,9 +744,9 @@ impl<S: Scope> ServerSession<'_, S> {
                 if !self.scope.may_receive(stored.kind, &stored.meta) {
                     return refuse(RefusalCode::OutOfScope, Vec::new());
                 }
-                load(id, &stored.chunks)?
+                load(storage, id, stored)?
             }
-            None => Automerge::new(),
+            None => Arc::new(Automerge::new()),
         };
         let new: Vec<Change> = changes
             .into_iter()
@@ -704,7 +760,7 @@ impl<S: Scope> ServerSession<'_, S> {
                     vec!["a new document with no changes".into()],
                 );
             }
-            base
+            Arc::unwrap_or_clone(base)
         } else {
             // The rules check the changes on a copy of `base` with them applied: that
             // copy is the document from here on.
@@ -774,11 +830,17 @@ fn refusal(id: &str, code: RefusalCode, details: Vec<String>) -> Refusal {
     }
 }
 
-fn load(id: &str, chunks: &[Vec<u8>]) -> Result<Automerge, SyncError> {
-    load_chunks(chunks).map_err(|e| SyncError::CorruptDocument {
-        id: id.to_owned(),
-        reason: e.to_string(),
-    })
+fn load<T: ServerStorage>(
+    storage: &mut T,
+    id: &str,
+    stored: &StoredDoc,
+) -> Result<Arc<Automerge>, SyncError> {
+    storage
+        .load(id, stored)
+        .map_err(|e| SyncError::CorruptDocument {
+            id: id.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 fn evicted(id: &str, serial: u64) -> PeerWrite {
