@@ -494,6 +494,14 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 metrics.rounds()
             ),
         ));
+        rows.push((
+            "server /metrics: document cache hits / misses".to_owned(),
+            format!(
+                "{} / {}",
+                metrics.counter("wangge_document_cache_hits_total"),
+                metrics.counter("wangge_document_cache_misses_total"),
+            ),
+        ));
     }
     print_table(
         &format!("wangge-bench ingest ({})", database.backend()),
@@ -546,11 +554,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             "other_changes": holdings.other_changes,
             "seconds": round3(took.as_secs_f64()), "rounds": rounds,
         })),
-        "server_metrics_delta": metrics.as_ref().map(|m| json!({
-            "sync_changes_stored": m.counter("wangge_sync_changes_stored_total"),
-            "automatic_changes": m.counter("wangge_automatic_changes_total"),
-            "sync_rounds": m.rounds(),
-        })),
+        "server_metrics_delta": metrics.as_ref().map(metrics_json),
         "ratios": {
             "changes_per_second_vs_goal_5000": round3(per_s / GOAL_CHANGES_PER_S),
             "changes_per_second_vs_automerge_repo_250": round3(per_s / ANCHOR_AUTOMERGE_CHANGES_PER_S),
@@ -563,4 +567,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         bail!("{} phones failed; first: {}", failures.len(), failures[0]);
     }
     Ok(())
+}
+
+/// What the server's `/metrics` counted during the run.
+fn metrics_json(m: &Metrics) -> serde_json::Value {
+    json!({
+        "sync_changes_stored": m.counter("wangge_sync_changes_stored_total"),
+        "automatic_changes": m.counter("wangge_automatic_changes_total"),
+        "sync_rounds": m.rounds(),
+        "document_cache_hits": m.counter("wangge_document_cache_hits_total"),
+        "document_cache_misses": m.counter("wangge_document_cache_misses_total"),
+    })
 }
