@@ -64,14 +64,18 @@ impl Derive for Materializer<'_> {
         match kind {
             DocKind::Case => {
                 let view = CaseDocument::from_automerge(doc.clone()).fold(&context);
+                let photos: std::collections::BTreeSet<String> =
+                    view.record.photos.iter().map(|p| p.hash.clone()).collect();
                 Derived {
                     meta: DocMeta::of_case(&view),
                     case: Some(case_row(id, &view, self.now)),
+                    photos: photos.into_iter().collect(),
                 }
             }
             DocKind::PatrolLog => Derived {
                 meta: DocMeta::of(kind, doc, &context).1,
                 case: None,
+                photos: Vec::new(),
             },
         }
     }

@@ -480,3 +480,61 @@ async fn the_catalogue_keys_migration_fills_what_the_server_writes() {
         assert_eq!(filled, expected, "{backend:?}");
     }
 }
+
+/// A case's photo references (`case_photos`) follow its document through sync rounds
+/// on both databases: added with the photo entry, kept for each case that references
+/// the photo, dropped when the entry is removed.
+#[tokio::test]
+async fn the_photos_a_case_references_are_materialized_on_every_backend() {
+    use wangge_sync_core::case::{Photo, PhotoRole};
+
+    let photo = |hash: &str| Photo {
+        hash: hash.to_owned(),
+        role: PhotoRole::Before,
+        taken_at: Some(at(0)),
+        position: None,
+        added_by: "u1".into(),
+        added_at: at(1),
+    };
+    let (shared, other) = ("a".repeat(64), "b".repeat(64));
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        let engine = Arc::new(SyncEngine::new(Limits::default(), case_rules(), 4));
+        let mut phone = officer();
+        for id in ["photo-1", "photo-2"] {
+            let mut case =
+                CaseDocument::create(&new_case(id), &phone.actor, &format!("r-{id}"), at(0))
+                    .expect("report");
+            case.add_photo(&phone.actor, &photo(&shared))
+                .expect("photo");
+            if id == "photo-1" {
+                case.add_photo(&phone.actor, &photo(&other)).expect("photo");
+            }
+            phone.save(id, &case);
+        }
+        phone.sync(&engine, &store).await;
+        let referencing = |hash: String| {
+            let store = Arc::clone(&store);
+            async move { store.cases_with_photo(&hash).await.expect("read") }
+        };
+        assert_eq!(
+            referencing(shared.clone()).await,
+            ["photo-1", "photo-2"],
+            "{backend:?}"
+        );
+        assert_eq!(referencing(other.clone()).await, ["photo-1"], "{backend:?}");
+
+        // Removed on the phone, offline; synced: only the other case still has it.
+        let mut case = phone.case("photo-1").expect("case");
+        assert_eq!(case.remove_photo(&phone.actor, &shared).expect("remove"), 1);
+        phone.save("photo-1", &case);
+        phone.sync(&engine, &store).await;
+        assert_eq!(
+            referencing(shared.clone()).await,
+            ["photo-2"],
+            "{backend:?}"
+        );
+        assert_eq!(referencing(other.clone()).await, ["photo-1"], "{backend:?}");
+        assert!(referencing("c".repeat(64)).await.is_empty(), "{backend:?}");
+    }
+}

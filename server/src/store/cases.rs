@@ -24,6 +24,8 @@ pub struct Derived {
     pub meta: DocMeta,
     /// The folded case, for a case document.
     pub case: Option<CaseRow>,
+    /// The photos a case references (SHA-256 hex), sorted, each once.
+    pub photos: Vec<String>,
 }
 
 /// A case as folded, as stored in `cases` and listed by `GET /v1/cases`.
@@ -138,6 +140,8 @@ pub trait CaseStore: Send + Sync {
     fn cases_list<'a>(&'a self, filter: &'a CaseFilter) -> StoreFuture<'a, Vec<CaseRow>>;
     /// One case's row.
     fn case_row<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<CaseRow>>;
+    /// The cases whose stored document references photo `sha256`, by id.
+    fn cases_with_photo<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Vec<String>>;
 }
 
 /// Implements [`CaseStore`] for `$store` (a struct with a `pool` field) over `$db`.
@@ -216,6 +220,58 @@ macro_rules! impl_case_store {
                         .await?)
                 })
             }
+
+            fn cases_with_photo<'a>(
+                &'a self,
+                sha256: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<String>> {
+                Box::pin(async move {
+                    let ids: Vec<(String,)> = sqlx::query_as(
+                        "SELECT case_id FROM case_photos WHERE sha256 = $1 ORDER BY case_id",
+                    )
+                    .bind(sha256)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(ids.into_iter().map(|(id,)| id).collect())
+                })
+            }
+        }
+
+        /// Makes `case_photos` hold exactly `photos` for case `id`: only the
+        /// differences are written (most writes change no photo).
+        pub(crate) async fn replace_case_photos(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            id: &str,
+            photos: &[String],
+        ) -> Result<(), $crate::store::StoreError> {
+            let stored: Vec<(String,)> =
+                sqlx::query_as("SELECT sha256 FROM case_photos WHERE case_id = $1")
+                    .bind(id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+            let stored: std::collections::BTreeSet<&str> =
+                stored.iter().map(|(hash,)| hash.as_str()).collect();
+            let wanted: std::collections::BTreeSet<&str> =
+                photos.iter().map(String::as_str).collect();
+            for gone in stored.difference(&wanted) {
+                sqlx::query("DELETE FROM case_photos WHERE sha256 = $1 AND case_id = $2")
+                    .bind(*gone)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let added: Vec<&str> = wanted.difference(&stored).copied().collect();
+            if !added.is_empty() {
+                let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                    "INSERT INTO case_photos (sha256, case_id) ",
+                );
+                q.push_values(&added, |mut row, hash| {
+                    row.push_bind(*hash).push_bind(id);
+                });
+                q.push(" ON CONFLICT (sha256, case_id) DO NOTHING");
+                q.build().execute(&mut **tx).await?;
+            }
+            Ok(())
         }
 
         /// `<the cases under this code prefix>` (a district, street, community or
