@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use wangge_sync_core::sync::sorted_heads;
 
 /// The default bound (`WANGGE_DOCUMENT_CACHE_MB`, default 64): some 4,000 small
 /// cases; at 1,000,000 stored cases the server measured 174–224 MiB of peak RSS
@@ -97,7 +98,7 @@ impl DocumentCache {
             .entries
             .as_ref()
             .and_then(|entries| entries.get(id))
-            .filter(|entry| entry.heads == sorted(heads))
+            .filter(|entry| entry.heads == sorted_heads(heads))
             .map(|entry| entry.doc);
         let counter = if found.is_some() {
             &self.hits
@@ -114,7 +115,7 @@ impl DocumentCache {
             return;
         };
         let entry = Entry {
-            heads: sorted(&doc.get_heads()),
+            heads: sorted_heads(&doc.get_heads()),
             bytes: estimated_bytes(&doc),
             doc,
         };
@@ -133,13 +134,6 @@ impl DocumentCache {
             bytes: self.entries.as_ref().map_or(0, Cache::weight),
         }
     }
-}
-
-fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
-    let mut heads = heads.to_vec();
-    heads.sort_unstable();
-    heads.dedup();
-    heads
 }
 
 #[cfg(test)]
