@@ -28,7 +28,7 @@ pub const DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The estimated heap of a loaded document: 13 KiB plus 0.5 KiB per change, a fit of
 /// the counting allocator's measurements in docs/BENCHMARKS.md (loaded cases of 20,
-/// 25 and 50 changes: 22.0, 24.2 and 35.9 KiB; the fit gives 22.8, 25.3 and 38.0).
+/// 25 and 50 changes: 22.0, 24.2 and 35.9 KiB; the fit gives 23.0, 25.5 and 38.0).
 pub fn estimated_bytes(doc: &Automerge) -> u64 {
     13 * 1024 + 512 * doc.stats().num_changes
 }

@@ -2,8 +2,8 @@
 //! (`prometheus-client`, the Prometheus project's own Rust client, OpenMetrics
 //! encoding). Sync rounds and what they stored, the server's own changes (routing and
 //! automatic dispatch), API case actions, push sockets and notices, the document
-//! cache's hits, misses and size, and the process's resident memory. Unauthenticated, like `/healthz`: keep it on the operators'
-//! network.
+//! cache's hits, misses and size, and the process's resident memory. Unauthenticated,
+//! like `/healthz`: keep it on the operators' network.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
