@@ -2,6 +2,7 @@
 //! status; handlers take typed extractors and never unwrap what a client sent.
 
 mod assignments;
+mod blobs;
 mod cases;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, head, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub push: Arc<crate::push::PushHub>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Photo uploads and their limits.
+    pub blobs: Arc<crate::blobs::Blobs>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +84,20 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/v1/push", get(push))
+        .route(
+            "/v1/blobs/{sha256}",
+            head(blobs::head_blob)
+                .patch(blobs::patch_blob)
+                .delete(blobs::delete_upload)
+                // The chunk limit is checked from Content-Length before the body is
+                // read; this only stops a body that lies about its length.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    usize::try_from(state.blobs.settings.max_chunk)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1),
+                )),
+        )
+        .route("/v1/blobs/{sha256}/{variant}", get(blobs::get_derivative))
         .fallback(not_found)
         .with_state(state)
 }

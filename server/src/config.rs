@@ -124,3 +124,94 @@ fn seconds_from_env(name: &str, default: u64) -> Result<std::time::Duration, Str
             .ok_or_else(|| format!("{name}={text:?} is not a number of seconds in 1..=3600")),
     }
 }
+
+/// Photo upload limits, processing and garbage collection from the environment:
+///
+/// | variable | default | range |
+/// |---|---|---|
+/// | `WANGGE_BLOB_MAX_BYTES` | 20 MiB | 1 KiB – 256 MiB |
+/// | `WANGGE_BLOB_MAX_CHUNK_BYTES` | 1 MiB | 16 KiB – 16 MiB |
+/// | `WANGGE_BLOB_UPLOAD_EXPIRE_SECONDS` | 3 days | 60 s – 30 days |
+/// | `WANGGE_BLOB_MAX_UPLOADS_PER_DEVICE` | 32 | 1 – 1024 |
+/// | `WANGGE_PHOTO_WORKERS` | half the cores (≥ 1) | 1 – 64 |
+/// | `WANGGE_PHOTO_KEEP_ORIGINAL` | false | `true` / `false` |
+/// | `WANGGE_BLOB_GC_SECONDS` | 3600 | 60 – 86400 |
+/// | `WANGGE_BLOB_GC_GRACE_DAYS` | 30 | 0 – 3650 |
+pub fn blob_settings_from_env() -> Result<crate::blobs::BlobSettings, String> {
+    use std::time::Duration;
+    let defaults = crate::blobs::BlobSettings::default();
+    let day = 24 * 3600;
+    let workers = bounded_from_env("WANGGE_PHOTO_WORKERS", defaults.workers as u64, 1..=64)?;
+    let keep_original = match std::env::var("WANGGE_PHOTO_KEEP_ORIGINAL") {
+        Err(_) => defaults.keep_original,
+        Ok(text) => match text.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(format!(
+                    "WANGGE_PHOTO_KEEP_ORIGINAL={text:?} is not true or false"
+                ));
+            }
+        },
+    };
+    Ok(crate::blobs::BlobSettings {
+        max_bytes: bounded_from_env(
+            "WANGGE_BLOB_MAX_BYTES",
+            defaults.max_bytes,
+            1024..=256 << 20,
+        )?,
+        max_chunk: bounded_from_env(
+            "WANGGE_BLOB_MAX_CHUNK_BYTES",
+            defaults.max_chunk,
+            16 << 10..=16 << 20,
+        )?,
+        upload_ttl: Duration::from_secs(bounded_from_env(
+            "WANGGE_BLOB_UPLOAD_EXPIRE_SECONDS",
+            defaults.upload_ttl.as_secs(),
+            60..=30 * day,
+        )?),
+        max_uploads_per_device: bounded_from_env(
+            "WANGGE_BLOB_MAX_UPLOADS_PER_DEVICE",
+            defaults.max_uploads_per_device,
+            1..=1024,
+        )?,
+        workers: usize::try_from(workers).unwrap_or(1),
+        worker_wait: defaults.worker_wait,
+        keep_original,
+        gc_every: Duration::from_secs(bounded_from_env(
+            "WANGGE_BLOB_GC_SECONDS",
+            defaults.gc_every.as_secs(),
+            60..=day,
+        )?),
+        gc_grace: Duration::from_secs(
+            day * bounded_from_env(
+                "WANGGE_BLOB_GC_GRACE_DAYS",
+                defaults.gc_grace.as_secs() / day,
+                0..=3650,
+            )?,
+        ),
+    })
+}
+
+/// A whole number in `range` from the environment variable `name`, `default` if unset.
+fn bounded_from_env(
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "{name}={text:?} is not a whole number in {}..={}",
+                    range.start(),
+                    range.end()
+                )
+            }),
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod cases;
 pub mod config;
 pub mod doc_cache;

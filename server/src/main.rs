@@ -41,6 +41,9 @@ enum Command {
     /// JWT signing keys: rotate.
     #[command(subcommand)]
     Keys(cmd::database::KeysCommand),
+    /// Photos: garbage collection, the reference backfill.
+    #[command(subcommand)]
+    Blobs(cmd::database::BlobsCommand),
     /// Unit grids (万米单元网格): generate them from district boundaries, locate points.
     #[command(subcommand)]
     Grid(cmd::grid::GridCommand),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::User(command) => cmd::database::user(command),
         Command::Device(command) => cmd::database::device(command),
         Command::Keys(command) => cmd::database::keys(command),
+        Command::Blobs(command) => cmd::database::blobs(command),
         Command::Grid(command) => cmd::grid::run(command),
         Command::Catalog(command) => cmd::catalog::run(command),
     };

@@ -171,6 +171,10 @@ async fn start(store: Arc<dyn Store>) -> Api {
             std::time::Duration::from_secs(30),
         )),
         metrics: Arc::new(wangge_server::metrics::Metrics::new()),
+        blobs: Arc::new(wangge_server::blobs::Blobs::new(
+            store.clone(),
+            Default::default(),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

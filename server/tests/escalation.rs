@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use chrono::DateTime;
-use common::{Fresh, actor, at, backends, case_rules, new_case};
+use common::{Fresh, actor, at, backends, case_rules, new_case, store_case};
 use wangge_server::cases::Materializer;
 use wangge_server::escalation::escalate_overdue_cases;
-use wangge_server::store::{Store, StoreError};
+use wangge_server::store::StoreError;
 use wangge_sync_core::case::{Action, CaseDocument};
 use wangge_sync_core::catalog::TeamId;
 use wangge_sync_core::role::Role;
@@ -51,38 +49,13 @@ fn dispatched_case(id: &str) -> CaseDocument {
     case
 }
 
-async fn store_case(store: &Arc<dyn Store>, id: &str, case: &CaseDocument) {
-    let rules = case_rules();
-    let write = DocWrite {
-        id: id.into(),
-        kind: DocKind::Case,
-        changes: case
-            .automerge()
-            .get_changes(&[])
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect(),
-        meta: DocMeta::of_case(&case.fold(&rules.context())),
-        heads: case.automerge().get_heads(),
-        merged: None,
-    };
-    let derive = Materializer {
-        rules: &rules,
-        now: 0,
-    };
-    store
-        .document_write(&write, None, &derive, 0)
-        .await
-        .expect("stored");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overdue_case_is_escalated_once_per_step_on_every_backend() {
     for Fresh { store, .. } in backends().await {
         let backend = store.backend();
         let rules = case_rules();
         let case = dispatched_case("late");
-        store_case(&store, "late", &case).await;
+        store_case(&store, "late", &case, &[]).await;
         let row = store.case_row("late").await.expect("read").expect("row");
         let due = DateTime::from_timestamp_millis(row.due_at.expect("due")).expect("due");
         assert_eq!(row.level, "street");

@@ -153,7 +153,7 @@ fn row_json(row: &CaseRow, now: i64) -> Value {
     value
 }
 
-fn meta_of(row: &CaseRow) -> DocMeta {
+pub(super) fn meta_of(row: &CaseRow) -> DocMeta {
     DocMeta {
         grids: row
             .grid

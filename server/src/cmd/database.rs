@@ -1,5 +1,5 @@
 //! `wangge serve`, `wangge demo`, `wangge migrate`, `wangge user …`, `wangge device …`,
-//! `wangge keys rotate`, `wangge grid import`: the commands that work on the database.
+//! `wangge keys rotate`, `wangge blobs gc|backfill`, `wangge grid import`: the commands that work on the database.
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -192,7 +192,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         ownership: Arc::clone(&ownership),
     });
     let state = AppState {
-        store,
+        store: store.clone(),
         auth: Arc::new(auth),
         grids,
         ownership,
@@ -206,9 +206,14 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         ),
         push,
         metrics: Arc::new(wangge_server::metrics::Metrics::new()),
+        blobs: Arc::new(wangge_server::blobs::Blobs::new(
+            store.clone(),
+            config::blob_settings_from_env().map_err(anyhow::Error::msg)?,
+        )),
     };
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
     tokio::spawn(escalate_periodically(state.clone(), escalate_every));
+    tokio::spawn(collect_photos_periodically(state.clone()));
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -241,6 +246,41 @@ async fn escalate_periodically(state: AppState, every: std::time::Duration) {
         {
             Ok(written) => api::announce(&state, "server", &written).await,
             Err(error) => tracing::error!(%error, "overdue escalation pass failed"),
+        }
+    }
+}
+
+/// Photo maintenance every `WANGGE_BLOB_GC_SECONDS`: the backfill of `case_photos`
+/// once if a database from before it needs one, then expiry of half uploads and
+/// garbage collection of photos unreferenced for the grace period.
+async fn collect_photos_periodically(state: AppState) {
+    let blobs = &state.blobs;
+    match state.store.backfilled().await {
+        Ok(true) => {}
+        Ok(false) => match blobs.backfill(&state.sync.rules).await {
+            Ok(cases) => tracing::info!(cases, "photo references backfilled"),
+            Err(error) => tracing::error!(%error, "photo reference backfill failed"),
+        },
+        Err(error) => tracing::error!(%error, "reading the photo collection state failed"),
+    }
+    let mut ticks = tokio::time::interval(blobs.settings.gc_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let started = std::time::Instant::now();
+        match blobs
+            .collect(api::now_ms(), blobs.settings.gc_grace, false)
+            .await
+        {
+            Ok(report) => tracing::info!(
+                expired_uploads = report.expired_uploads,
+                deleted = report.deleted,
+                deleted_bytes = report.deleted_bytes,
+                not_backfilled = report.not_backfilled,
+                ms = started.elapsed().as_millis() as u64,
+                "photo collection"
+            ),
+            Err(error) => tracing::error!(%error, "photo collection failed"),
         }
     }
 }
@@ -409,6 +449,73 @@ pub fn device(command: DeviceCommand) -> anyhow::Result<ExitCode> {
                 }
                 store.audit(now_ms(), "admin", "device.revoke", &id).await?;
                 println!("revoked device {id}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobsCommand {
+    /// Delete half uploads past their time and photos no stored case has referenced for
+    /// the grace period (what `serve` runs every `WANGGE_BLOB_GC_SECONDS`).
+    Gc {
+        #[command(flatten)]
+        database: Database,
+        /// Days a photo stays after the last case stopped referencing it
+        /// (default `WANGGE_BLOB_GC_GRACE_DAYS`, else 30).
+        #[arg(long)]
+        grace_days: Option<u64>,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Record the photos of cases stored before photo references were kept (needed
+    /// once on such a database before anything is collected; `serve` runs it too).
+    Backfill {
+        #[command(flatten)]
+        database: Database,
+    },
+}
+
+pub fn blobs(command: BlobsCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match command {
+            BlobsCommand::Gc {
+                database,
+                grace_days,
+                dry_run,
+            } => {
+                let store = open(&database.url).await?;
+                let settings = config::blob_settings_from_env().map_err(anyhow::Error::msg)?;
+                let grace = match grace_days {
+                    Some(days) => std::time::Duration::from_secs(days.saturating_mul(24 * 3600)),
+                    None => settings.gc_grace,
+                };
+                let blobs = wangge_server::blobs::Blobs::new(store, settings);
+                let report = blobs.collect(now_ms(), grace, dry_run).await?;
+                if report.not_backfilled {
+                    bail!("nothing collected: run `wangge blobs backfill` first");
+                }
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "{verb} {} photos ({} bytes); {} expired half uploads deleted",
+                    report.deleted, report.deleted_bytes, report.expired_uploads
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            BlobsCommand::Backfill { database } => {
+                let store = open(&database.url).await?;
+                let grids = grids::load(store.as_ref()).await?.map(Arc::new);
+                let rules = wangge_server::cases::CaseRules {
+                    calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
+                    grids,
+                    ownership: Arc::new(Ownership::builtin(Catalog::builtin())?),
+                };
+                let settings = config::blob_settings_from_env().map_err(anyhow::Error::msg)?;
+                let blobs = wangge_server::blobs::Blobs::new(store, settings);
+                let cases = blobs.backfill(&rules).await?;
+                println!("photo references of {cases} cases recorded");
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -238,11 +238,16 @@ macro_rules! impl_case_store {
         }
 
         /// Makes `case_photos` hold exactly `photos` for case `id`: only the
-        /// differences are written (most writes change no photo).
+        /// differences are written (most writes change no photo). A photo no case
+        /// references any more is marked released at `now` (garbage collection's
+        /// grace period starts); one referenced again is unmarked, which also locks
+        /// its row against a collection running at the same time (see
+        /// `store::blobs`).
         pub(crate) async fn replace_case_photos(
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             id: &str,
             photos: &[String],
+            now: i64,
         ) -> Result<(), $crate::store::StoreError> {
             let stored: Vec<(String,)> =
                 sqlx::query_as("SELECT sha256 FROM case_photos WHERE case_id = $1")
@@ -259,6 +264,14 @@ macro_rules! impl_case_store {
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
+                sqlx::query(
+                    "UPDATE blobs SET released_at = $1 WHERE sha256 = $2 AND released_at IS NULL
+                         AND NOT EXISTS (SELECT 1 FROM case_photos p WHERE p.sha256 = blobs.sha256)",
+                )
+                .bind(now)
+                .bind(*gone)
+                .execute(&mut **tx)
+                .await?;
             }
             let added: Vec<&str> = wanted.difference(&stored).copied().collect();
             if !added.is_empty() {
@@ -270,6 +283,14 @@ macro_rules! impl_case_store {
                 });
                 q.push(" ON CONFLICT (sha256, case_id) DO NOTHING");
                 q.build().execute(&mut **tx).await?;
+                for hash in &added {
+                    sqlx::query(
+                        "UPDATE blobs SET released_at = NULL WHERE sha256 = $1 AND released_at IS NOT NULL",
+                    )
+                    .bind(*hash)
+                    .execute(&mut **tx)
+                    .await?;
+                }
             }
             Ok(())
         }

@@ -6,6 +6,7 @@
 //! `BIGINT` milliseconds for time), so the two cannot drift apart. What differs —
 //! connection options and the migration folders — is in `sqlite.rs` and `postgres.rs`.
 
+pub mod blobs;
 pub mod cases;
 mod postgres;
 mod sqlite;
@@ -179,7 +180,9 @@ pub struct StoredGrid {
 }
 
 /// Every storage operation the server needs.
-pub trait Store: sync::SyncStore + cases::CaseStore + Fanout + Send + Sync + 'static {
+pub trait Store:
+    sync::SyncStore + cases::CaseStore + blobs::BlobStore + Fanout + Send + Sync + 'static
+{
     /// Which database.
     fn backend(&self) -> Backend;
     /// Applies the pending migrations.

@@ -828,7 +828,7 @@ macro_rules! impl_sync_store {
             q.build().execute(&mut **tx).await?;
             if let Some(case) = &derived.case {
                 upsert_case(tx, case).await?;
-                replace_case_photos(tx, &write.id, &derived.photos).await?;
+                replace_case_photos(tx, &write.id, &derived.photos, now).await?;
             }
             Ok(())
         }

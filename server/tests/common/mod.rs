@@ -173,3 +173,39 @@ pub fn new_case(id: &str) -> wangge_sync_core::case::NewCase {
         caller: None,
     }
 }
+
+/// Stores the changes of `case` made since `since` (empty: all of them) as the server
+/// stores any write, materialized with the built-in rules: what a sync round does,
+/// without a phone.
+#[allow(dead_code)]
+pub async fn store_case(
+    store: &Arc<dyn Store>,
+    id: &str,
+    case: &wangge_sync_core::case::CaseDocument,
+    since: &[automerge::ChangeHash],
+) {
+    use wangge_sync_core::sync::server::DocWrite;
+    use wangge_sync_core::sync::{DocKind, DocMeta};
+    let rules = case_rules();
+    let write = DocWrite {
+        id: id.into(),
+        kind: DocKind::Case,
+        changes: case
+            .automerge()
+            .get_changes(since)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect(),
+        meta: DocMeta::of_case(&case.fold(&rules.context())),
+        heads: case.automerge().get_heads(),
+        merged: None,
+    };
+    let derive = wangge_server::cases::Materializer {
+        rules: &rules,
+        now: 0,
+    };
+    store
+        .document_write(&write, None, &derive, 0)
+        .await
+        .expect("stored");
+}
