@@ -170,6 +170,7 @@ pub enum ChunkOutcome {
 /// The upload service.
 pub struct Blobs {
     store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// The limits and timings.
     pub settings: BlobSettings,
     slots: Arc<tokio::sync::Semaphore>,
@@ -186,10 +187,15 @@ impl std::fmt::Debug for Blobs {
 
 impl Blobs {
     /// The service over `store`.
-    pub fn new(store: Arc<dyn Store>, settings: BlobSettings) -> Blobs {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: BlobSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Blobs {
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.workers.max(1)));
         Blobs {
             store,
+            metrics,
             settings,
             slots,
         }
@@ -313,7 +319,11 @@ impl Blobs {
                 updated_at: now,
                 expires_at: self.expires_at(now),
             };
-            if !self.store.upload_start(&row, chunk).await? {
+            let started = self.store.upload_start(&row, chunk).await?;
+            if started {
+                self.metrics.blob_bytes_received.inc_by(chunk_length);
+            }
+            if !started {
                 // Another request of this device started it in between.
                 let received = self
                     .store
@@ -357,7 +367,10 @@ impl Blobs {
                 .upload_append(sha256, &who.device, to_i64(offset), chunk, now, expires_at)
                 .await?
             {
-                Some(received) => u64::try_from(received).unwrap_or(0),
+                Some(received) => {
+                    self.metrics.blob_bytes_received.inc_by(chunk_length);
+                    u64::try_from(received).unwrap_or(0)
+                }
                 None => {
                     let received = self
                         .store
@@ -412,6 +425,9 @@ impl Blobs {
         })
         .await
         .map_err(|error| PhotoError::Internal(format!("processing task: {error}")))?;
+        self.metrics
+            .photo_process_seconds
+            .observe(started.elapsed().as_secs_f64());
         let (processed, size, original) = match outcome {
             Ok(done) => done,
             Err(error) => {
@@ -515,10 +531,18 @@ impl Blobs {
                 .iter()
                 .map(|(_, bytes)| u64::try_from(*bytes).unwrap_or(0))
                 .sum::<u64>();
+            if !dry_run {
+                self.metrics.blob_gc_deleted.inc_by(n as u64);
+            }
             // A dry run deletes nothing, so the next batch would be the same.
             if dry_run || n < BATCH as usize {
                 break;
             }
+        }
+        if !dry_run {
+            self.metrics
+                .blob_gc_deleted_bytes
+                .inc_by(report.deleted_bytes);
         }
         Ok(report)
     }

@@ -2,7 +2,8 @@
 //! (`prometheus-client`, the Prometheus project's own Rust client, OpenMetrics
 //! encoding). Sync rounds and what they stored, the server's own changes (routing and
 //! automatic dispatch), API case actions, push sockets and notices, the document
-//! cache's hits, misses and size, and the process's resident memory. Unauthenticated,
+//! cache's hits, misses and size, photo uploads, processing, fetches and garbage
+//! collection, and the process's resident memory. Unauthenticated,
 //! like `/healthz`: keep it on the operators' network.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,6 +19,13 @@ use crate::doc_cache::CacheNumbers;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RoundLabels {
     /// `stored` (a reply with data), `refused` (a refused batch) or the error code.
+    pub outcome: String,
+}
+
+/// A photo upload step's or fetch's outcome, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `stored`, `complete`, `deduplicated` or the error code.
     pub outcome: String,
 }
 
@@ -37,6 +45,18 @@ pub struct Metrics {
     pub case_actions: Counter,
     /// Open push sockets on this node.
     pub push_sockets: Gauge,
+    /// Photo upload requests (`PATCH /v1/blobs/…`), by outcome.
+    pub blob_patches: Family<OutcomeLabels, Counter>,
+    /// Upload bytes received in chunks that were accepted.
+    pub blob_bytes_received: Counter,
+    /// Time to verify and process a whole photo, seconds.
+    pub photo_process_seconds: Histogram,
+    /// Derivative fetches (`GET /v1/blobs/…/{variant}`), by outcome.
+    pub blob_fetches: Family<OutcomeLabels, Counter>,
+    /// Photos deleted by garbage collection.
+    pub blob_gc_deleted: Counter,
+    /// Their stored bytes.
+    pub blob_gc_deleted_bytes: Counter,
     /// Resident memory of the process, bytes (read at each scrape).
     resident_bytes: Gauge,
     /// The document cache (read at each scrape).
@@ -65,6 +85,42 @@ impl Metrics {
         let sync_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 13));
         let case_actions = Counter::default();
         let push_sockets = Gauge::default();
+        let blob_patches = Family::<OutcomeLabels, Counter>::default();
+        let blob_bytes_received = Counter::default();
+        // 5 ms … ~20 s.
+        let photo_process_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 13));
+        let blob_fetches = Family::<OutcomeLabels, Counter>::default();
+        let (blob_gc_deleted, blob_gc_deleted_bytes) = (Counter::default(), Counter::default());
+        registry.register(
+            "blob_patches",
+            "Photo upload requests, by outcome (stored, complete, deduplicated or the error code)",
+            blob_patches.clone(),
+        );
+        registry.register(
+            "blob_bytes_received",
+            "Photo upload bytes received in accepted chunks",
+            blob_bytes_received.clone(),
+        );
+        registry.register(
+            "photo_process_seconds",
+            "Time to verify and process a whole uploaded photo",
+            photo_process_seconds.clone(),
+        );
+        registry.register(
+            "blob_fetches",
+            "Photo derivative fetches, by outcome (served, partial, not_modified or the error code)",
+            blob_fetches.clone(),
+        );
+        registry.register(
+            "blob_gc_deleted",
+            "Photos deleted by garbage collection",
+            blob_gc_deleted.clone(),
+        );
+        registry.register(
+            "blob_gc_deleted_bytes",
+            "Stored bytes of the photos deleted by garbage collection",
+            blob_gc_deleted_bytes.clone(),
+        );
         let resident_bytes = Gauge::default();
         let (cache_hits, cache_misses) = (Counter::default(), Counter::default());
         let (cache_documents, cache_bytes) = (Gauge::default(), Gauge::default());
@@ -131,6 +187,12 @@ impl Metrics {
             sync_seconds,
             case_actions,
             push_sockets,
+            blob_patches,
+            blob_bytes_received,
+            photo_process_seconds,
+            blob_fetches,
+            blob_gc_deleted,
+            blob_gc_deleted_bytes,
             resident_bytes,
             cache_hits,
             cache_misses,
@@ -144,6 +206,15 @@ impl Metrics {
     pub fn round(&self, outcome: &str) {
         self.sync_rounds
             .get_or_create(&RoundLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a photo upload request or derivative fetch by its outcome.
+    pub fn blob(family: &Family<OutcomeLabels, Counter>, outcome: &str) {
+        family
+            .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
             })
             .inc();

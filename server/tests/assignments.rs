@@ -174,6 +174,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
         blobs: Arc::new(wangge_server::blobs::Blobs::new(
             store.clone(),
             Default::default(),
+            Default::default(),
         )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

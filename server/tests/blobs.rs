@@ -20,7 +20,7 @@ use wangge_sync_core::case::{CaseDocument, Photo, PhotoRole};
 use wangge_sync_core::catalog::{Catalog, TeamId};
 use wangge_sync_core::ownership::Ownership;
 use wangge_sync_core::photo::fixtures::{
-    camera_fields, gradient, has_exif, jpeg, png_bomb, tiff, with_exif,
+    camera_fields, gradient, has_exif, jpeg, png_bomb, tiff, tiff_with_entry, with_exif,
 };
 use wangge_sync_core::photo::sha256_hex;
 use wangge_sync_core::role::{Actor, Role};
@@ -88,7 +88,8 @@ async fn start(store: Arc<dyn Store>) -> Api {
     let auth = Auth::new(store.clone(), Default::default(), now_ms())
         .await
         .expect("auth");
-    let blobs = Arc::new(Blobs::new(store.clone(), settings()));
+    let metrics = Arc::new(wangge_server::metrics::Metrics::new());
+    let blobs = Arc::new(Blobs::new(store.clone(), settings(), Arc::clone(&metrics)));
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(auth),
@@ -100,7 +101,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
             4,
         )),
         push: Arc::new(wangge_server::push::PushHub::new(Duration::from_secs(30))),
-        metrics: Arc::new(wangge_server::metrics::Metrics::new()),
+        metrics,
         blobs: Arc::clone(&blobs),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -747,6 +748,37 @@ async fn every_bad_upload_gets_a_clear_4xx_and_stores_nothing() {
         assert_eq!(report.expired_uploads, 3, "{backend:?}");
         assert_eq!(upload_rows(&fresh).await, 0, "{backend:?}");
 
+        // EXIF with an absurd size, or an IFD loop.
+        for block in [
+            tiff_with_entry(0x010F, 2, 0xFFFF_FFF0, 16),
+            tiff_with_entry(0x8769, 4, 1, 8),
+        ] {
+            let hostile = with_exif(&jpeg(&gradient(64, 64), 80), &block);
+            expect(
+                upload(&api, &token, &hostile).await,
+                422,
+                "photo_exif_malformed",
+            );
+        }
+
+        // The operator sees the refusals by code.
+        let metrics = call(&api, "GET", "/metrics", &[], &[]).await;
+        let metrics = String::from_utf8(metrics.body).expect("text");
+        for outcome in [
+            "hash_mismatch",
+            "photo_too_large",
+            "too_many_uploads",
+            "offset_mismatch",
+            "stored",
+        ] {
+            assert!(
+                metrics.contains(&format!(
+                    "wangge_blob_patches_total{{outcome=\"{outcome}\"}}"
+                )),
+                "{backend:?}: {outcome} not counted"
+            );
+        }
+
         // Nothing was stored, and the server is up.
         assert!(
             fresh.raw.texts("SELECT sha256 FROM blobs").await.is_empty(),
@@ -861,6 +893,14 @@ async fn derivatives_are_served_only_in_scope_upright_and_without_metadata() {
         assert!(!has_exif(&thumb.body), "{backend:?}: EXIF in the thumbnail");
         let image = image::load_from_memory(&thumb.body).expect("a JPEG");
         assert_eq!((image.width(), image.height()), (240, 320), "{backend:?}");
+
+        let metrics = call(&api, "GET", "/metrics", &[], &[]).await;
+        let metrics = String::from_utf8(metrics.body).expect("text");
+        assert!(metrics.contains("wangge_blob_fetches_total{outcome=\"photo_not_found\"} 2"));
+        assert!(
+            metrics.contains("wangge_photo_process_seconds_count 1"),
+            "{backend:?}"
+        );
 
         // Caching and ranges.
         let etag = full.header("etag").expect("ETag").to_owned();

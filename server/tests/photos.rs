@@ -10,7 +10,7 @@ use wangge_server::photos::{
     THUMBNAIL_EDGE, probe, process,
 };
 use wangge_sync_core::photo::fixtures::{
-    camera_fields, decode, gradient, has_exif, jpeg, png_bomb, tiff, with_exif,
+    camera_fields, decode, gradient, has_exif, jpeg, png_bomb, tiff, tiff_with_entry, with_exif,
 };
 
 // ---- fixtures ----------------------------------------------------------------------
@@ -280,18 +280,6 @@ fn bad_input_gives_typed_errors() {
     let png = png(&RgbaImage::from_pixel(300, 300, Rgba([1, 2, 3, 255])));
     let result = process(&png[..png.len() / 2], &SERVER_LIMITS).map(|p| p.original);
     assert!(matches!(result, Err(PhotoError::Corrupt(_))), "{result:?}");
-}
-
-/// Big-endian TIFF with one IFD0 entry.
-fn tiff_with_entry(tag: u16, kind: u16, count: u32, value: u32) -> Vec<u8> {
-    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
-    tiff.extend(1u16.to_be_bytes());
-    tiff.extend(tag.to_be_bytes());
-    tiff.extend(kind.to_be_bytes());
-    tiff.extend(count.to_be_bytes());
-    tiff.extend(value.to_be_bytes());
-    tiff.extend(0u32.to_be_bytes());
-    tiff
 }
 
 #[test]

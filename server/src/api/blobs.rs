@@ -12,7 +12,7 @@ use serde_json::json;
 use wangge_sync_core::photo::PhotoError;
 use wangge_sync_core::sync::{DocKind, Scope as _, UserScope};
 
-use super::{ApiError, AppState, Caller, current_user, now_ms};
+use super::{ApiError, AppState, Caller, ErrorCode, current_user, now_ms};
 use crate::blobs::{BlobError, ChunkOutcome, RangeAnswer, UploadStatus, Uploader, VARIANTS};
 use crate::store::blobs::BlobRow;
 
@@ -22,6 +22,10 @@ const UPLOAD_COMPLETE: &str = "upload-complete";
 const UPLOAD_EXPIRES: &str = "upload-expires";
 /// The chunk body's media type (tus and the IETF resumable upload draft).
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+/// Marks a `PATCH` answer that found the photo stored already (for metrics).
+#[derive(Debug, Clone, Copy)]
+struct Deduplicated;
+
 /// The most cases looked at to decide whether a caller may see a photo (a photo is
 /// normally in one case; a few share one).
 const MAX_CASES_PER_PHOTO: usize = 100;
@@ -204,10 +208,23 @@ pub(super) async fn patch_blob(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match patch(&state, &claims, &sha256, &headers, body).await {
+    let response = match patch(&state, &claims, &sha256, &headers, body).await {
         Ok(response) => response,
         Err(response) => response,
-    }
+    };
+    let outcome = match response.status() {
+        StatusCode::NO_CONTENT => "stored",
+        StatusCode::OK => match response.extensions().get::<Deduplicated>() {
+            Some(_) => "deduplicated",
+            None => "complete",
+        },
+        _ => response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("error", |code| code.0),
+    };
+    crate::metrics::Metrics::blob(&state.metrics.blob_patches, outcome);
+    response
 }
 
 async fn patch(
@@ -311,7 +328,12 @@ async fn patch(
                 "height": blob.height,
                 "deduplicated": deduplicated,
             });
-            (StatusCode::OK, complete_headers(&blob), axum::Json(body)).into_response()
+            let mut response =
+                (StatusCode::OK, complete_headers(&blob), axum::Json(body)).into_response();
+            if deduplicated {
+                response.extensions_mut().insert(Deduplicated);
+            }
+            response
         }
     })
 }
@@ -340,16 +362,40 @@ pub(super) async fn get_derivative(
     Caller(claims): Caller,
     Path((sha256, variant)): Path<(String, String)>,
     headers: HeaderMap,
+) -> Response {
+    let response = derivative(&state, &claims, &sha256, &variant, &headers)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    let outcome = match response.status() {
+        StatusCode::OK => "served",
+        StatusCode::PARTIAL_CONTENT => "partial",
+        StatusCode::NOT_MODIFIED => "not_modified",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        _ => response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("error", |code| code.0),
+    };
+    crate::metrics::Metrics::blob(&state.metrics.blob_fetches, outcome);
+    response
+}
+
+async fn derivative(
+    state: &AppState,
+    claims: &crate::auth::Claims,
+    sha256: &str,
+    variant: &str,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = current_user(&state, &claims).await?;
-    if !VARIANTS.contains(&variant.as_str()) {
+    let user = current_user(state, claims).await?;
+    if !VARIANTS.contains(&variant) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no variant {variant:?}: display or thumb"),
         ));
     }
-    check_name(&sha256)?;
+    check_name(sha256)?;
     let scope = UserScope {
         user: user.id,
         role: user.role,
@@ -358,7 +404,7 @@ pub(super) async fn get_derivative(
     let mut visible = false;
     for id in state
         .store
-        .cases_with_photo(&sha256)
+        .cases_with_photo(sha256)
         .await?
         .iter()
         .take(MAX_CASES_PER_PHOTO)
@@ -379,7 +425,7 @@ pub(super) async fn get_derivative(
     }
     let derivative = state
         .store
-        .derivative(&sha256, &variant)
+        .derivative(sha256, variant)
         .await?
         .ok_or_else(|| {
             ApiError::new(

@@ -191,6 +191,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         grids: grids.clone(),
         ownership: Arc::clone(&ownership),
     });
+    let metrics = Arc::new(wangge_server::metrics::Metrics::new());
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(auth),
@@ -205,10 +206,11 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
             .with_document_cache(config::document_cache_from_env().map_err(anyhow::Error::msg)?),
         ),
         push,
-        metrics: Arc::new(wangge_server::metrics::Metrics::new()),
+        metrics: Arc::clone(&metrics),
         blobs: Arc::new(wangge_server::blobs::Blobs::new(
             store.clone(),
             config::blob_settings_from_env().map_err(anyhow::Error::msg)?,
+            Arc::clone(&metrics),
         )),
     };
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
@@ -492,7 +494,7 @@ pub fn blobs(command: BlobsCommand) -> anyhow::Result<ExitCode> {
                     Some(days) => std::time::Duration::from_secs(days.saturating_mul(24 * 3600)),
                     None => settings.gc_grace,
                 };
-                let blobs = wangge_server::blobs::Blobs::new(store, settings);
+                let blobs = wangge_server::blobs::Blobs::new(store, settings, Default::default());
                 let report = blobs.collect(now_ms(), grace, dry_run).await?;
                 if report.not_backfilled {
                     bail!("nothing collected: run `wangge blobs backfill` first");
@@ -513,7 +515,7 @@ pub fn blobs(command: BlobsCommand) -> anyhow::Result<ExitCode> {
                     ownership: Arc::new(Ownership::builtin(Catalog::builtin())?),
                 };
                 let settings = config::blob_settings_from_env().map_err(anyhow::Error::msg)?;
-                let blobs = wangge_server::blobs::Blobs::new(store, settings);
+                let blobs = wangge_server::blobs::Blobs::new(store, settings, Default::default());
                 let cases = blobs.backfill(&rules).await?;
                 println!("photo references of {cases} cases recorded");
                 Ok(ExitCode::SUCCESS)

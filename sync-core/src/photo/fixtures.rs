@@ -160,6 +160,19 @@ pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend(crc.to_be_bytes());
 }
 
+/// A big-endian TIFF (EXIF) block with one IFD0 entry, as a hostile file would write
+/// it: absurd counts, offsets outside the block, an IFD pointing back at itself.
+pub fn tiff_with_entry(tag: u16, kind: u16, count: u32, value: u32) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend(1u16.to_be_bytes());
+    tiff.extend(tag.to_be_bytes());
+    tiff.extend(kind.to_be_bytes());
+    tiff.extend(count.to_be_bytes());
+    tiff.extend(value.to_be_bytes());
+    tiff.extend(0u32.to_be_bytes());
+    tiff
+}
+
 /// A decompression bomb: a PNG whose header claims `width × height` 8-bit RGB pixels,
 /// with a few bytes of data that are never read if the header is checked first.
 pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {

@@ -8,7 +8,7 @@ use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
 use super::*;
 use crate::photo::fixtures::{
     ascii, decode, gps_fields, gradient, has_exif, jpeg, orientation, png_bomb, png_chunk,
-    rationals, tiff, with_exif,
+    rationals, tiff, tiff_with_entry, with_exif,
 };
 
 // ---- fixtures ----------------------------------------------------------------------
@@ -179,18 +179,6 @@ fn no_exif_is_no_metadata() {
     assert_eq!(read_metadata(&plain), Ok(PhotoMetadata::default()));
     // A file that ends inside its headers: nothing found, the decoder reports it.
     assert_eq!(read_metadata(&plain[..10]), Ok(PhotoMetadata::default()));
-}
-
-/// Big-endian TIFF with one IFD0 entry.
-fn tiff_with_entry(tag: u16, kind: u16, count: u32, value: u32) -> Vec<u8> {
-    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
-    tiff.extend(1u16.to_be_bytes());
-    tiff.extend(tag.to_be_bytes());
-    tiff.extend(kind.to_be_bytes());
-    tiff.extend(count.to_be_bytes());
-    tiff.extend(value.to_be_bytes());
-    tiff.extend(0u32.to_be_bytes());
-    tiff
 }
 
 fn hostile_exif() -> Vec<(&'static str, Vec<u8>)> {
