@@ -1138,3 +1138,57 @@ async fn garbage_collection_never_deletes_a_referenced_photo() {
         assert!(exists(kept).await && exists(shared).await, "{backend:?}");
     }
 }
+
+/// Collection racing a writer that references a photo (on PostgreSQL truly at once,
+/// on separate connections), once per photo: a photo seen stored after its reference
+/// committed is never deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collection_racing_new_references_never_deletes_a_referenced_photo() {
+    for fresh in backends().await {
+        let backend = fresh.store.backend();
+        let api = start(fresh.store.clone()).await;
+        let (mut collected_first, mut seen_after_reference) = (0, Vec::new());
+        for n in 0..60u32 {
+            let hash = sha256_hex(&n.to_be_bytes());
+            // Released long ago: a candidate until referenced.
+            fresh
+                .raw
+                .script(&format!(
+                    "INSERT INTO blobs (sha256, size, format, width, height, uploaded_by, created_at, released_at)
+                     VALUES ('{hash}', 1, 'jpeg', 1, 1, 'officer', 0, 0)"
+                ))
+                .await;
+            let id = format!("race-{n}");
+            let case = case_with(&id, &[&hash]);
+            let reference = async {
+                store_case(&api.store, &id, &case, &[]).await;
+                api.store.blob(&hash).await.expect("read").is_some()
+            };
+            let collection = api.blobs.collect(now_ms(), Duration::ZERO, false);
+            let (seen, report) = tokio::join!(reference, collection);
+            collected_first += report.expect("collect").deleted;
+            if seen {
+                seen_after_reference.push(hash);
+            }
+        }
+        api.blobs
+            .collect(now_ms(), Duration::ZERO, false)
+            .await
+            .expect("collect");
+        for hash in &seen_after_reference {
+            assert!(
+                api.store.blob(hash).await.expect("read").is_some(),
+                "{backend:?}: {hash} was deleted while referenced"
+            );
+        }
+        eprintln!(
+            "{backend:?}: {collected_first} collected before their reference, {} referenced first",
+            seen_after_reference.len()
+        );
+        assert_eq!(
+            collected_first + seen_after_reference.len() as u64,
+            60,
+            "{backend:?}: each photo either went before its reference or stays"
+        );
+    }
+}
