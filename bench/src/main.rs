@@ -9,6 +9,7 @@ mod http;
 mod ingest;
 mod memory;
 mod phone;
+mod photos;
 mod push;
 mod report;
 mod server;
@@ -34,6 +35,10 @@ enum Command {
     /// The server's memory with a million cases stored: seeded straight into a fresh
     /// database, then listed, opened, bootstrapped, ingested and escalated over HTTP.
     Memory(memory::MemoryArgs),
+    /// Phones upload photos (PATCH /v1/blobs/…, chunked or whole) into the server:
+    /// photos per second, server CPU and peak memory per photo, latency; thumbnails
+    /// and ranges served.
+    Photos(photos::PhotosArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +59,7 @@ fn main() -> std::process::ExitCode {
                 Command::Ingest(args) => ingest::run(args).await,
                 Command::Push(args) => push::run(args).await,
                 Command::Memory(args) => memory::run(args).await,
+                Command::Photos(args) => photos::run(args).await,
             }
         };
         // On Ctrl-C the work is dropped, and with it the server (killed) and the

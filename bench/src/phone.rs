@@ -171,6 +171,40 @@ impl Phone {
         Ok(id)
     }
 
+    /// Adds photo entries with these hashes to own case `index`, offline (one change),
+    /// as the app does after `prepare_upload`: the entry first, the upload after.
+    pub fn add_photos(&mut self, index: usize, hashes: &[String]) -> anyhow::Result<()> {
+        let now = now();
+        let id = self
+            .cases
+            .get(index)
+            .with_context(|| format!("no own case {index}"))?
+            .clone();
+        let stored = self
+            .store
+            .documents()
+            .get(&id)
+            .with_context(|| format!("case {id} is not on the phone"))?;
+        let mut case = CaseDocument::from_automerge(
+            load_chunks(&stored.chunks).with_context(|| format!("loading {id}"))?,
+        );
+        for hash in hashes {
+            let photo = Photo {
+                hash: hash.clone(),
+                role: PhotoRole::Before,
+                taken_at: Some(now),
+                position: None,
+                added_by: self.actor.user.clone(),
+                added_at: now,
+            };
+            case.add_photo(&self.actor, &photo)
+                .context("adding a photo")?;
+        }
+        DeviceSession::record_local(&mut self.store, &id, DocKind::Case, case.automerge())
+            .context("storing the photos")?;
+        Ok(())
+    }
+
     /// Edits own case `index` offline: a comment (even `k`) or a photo (odd). One change.
     pub fn edit(&mut self, index: usize, k: usize, spot: &Spot) -> anyhow::Result<()> {
         let now = now();

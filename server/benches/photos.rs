@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use image::{ImageEncoder, Rgb, RgbImage};
+use image::ImageEncoder;
 use wangge_server::photos::{SERVER_LIMITS, probe, process};
 use wangge_sync_core::photo::fixtures::{camera_fields, tiff, with_exif};
 use wangge_sync_core::photo::prepare_upload;
@@ -45,28 +45,13 @@ fn data_dir() -> PathBuf {
 }
 
 /// xorshift64: the same photo on every machine.
-fn noise(state: &mut u64) -> i32 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    ((*state >> 40) % 25) as i32 - 12
-}
-
 /// The cached camera photo, generated on first use.
 fn camera_photo() -> Vec<u8> {
     let path = data_dir().join("photo-4000x3000.jpg");
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes;
     }
-    let mut state = 0x1234_5678_9ABC_DEF0_u64;
-    let image = RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
-        let (fx, fy) = (x as f32 / WIDTH as f32, y as f32 / HEIGHT as f32);
-        // Sky-to-street gradient, a texture like facades or foliage, sensor noise.
-        let texture = ((fx * 37.0).sin() * (fy * 23.0).cos() * 40.0) as i32;
-        let n = noise(&mut state);
-        let channel = |v: f32| ((v * 255.0) as i32 + texture + n).clamp(0, 255) as u8;
-        Rgb([channel(fx), channel(fy), channel(1.0 - fx * fy)])
-    });
+    let image = wangge_sync_core::photo::fixtures::textured(WIDTH, HEIGHT, 0x1234_5678_9ABC_DEF0);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
         .write_image(
@@ -142,6 +127,15 @@ fn photos(c: &mut Criterion) {
     });
     group.bench_function("phone_prepare_upload_12mp", |b| {
         b.iter(|| prepare_upload(black_box(&photo)).unwrap())
+    });
+    // What the server gets from phones: the 2048 × 1536 upload. jpeg-decoder cannot
+    // scale it (1/2 would be under 1280), so it is decoded whole.
+    let uploaded = prepare_upload(&photo).unwrap().bytes;
+    group.bench_function("server_process_phone_upload_2048", |b| {
+        b.iter(|| process(black_box(&uploaded), &SERVER_LIMITS).unwrap())
+    });
+    group.bench_function("sha256_phone_upload", |b| {
+        b.iter(|| wangge_sync_core::photo::sha256_hex(black_box(&uploaded)))
     });
     group.finish();
 }

@@ -726,6 +726,44 @@ async fn every_bad_upload_gets_a_clear_4xx_and_stores_nothing() {
             429,
             "too_many_uploads",
         );
+        // An upload past its time: 410 once, then it is gone (and no longer counts).
+        let stale = camera_photo(100);
+        let stale_sha = sha256_hex(&stale);
+        fresh
+            .raw
+            .script(&format!(
+                "UPDATE blob_uploads SET expires_at = 0 WHERE sha256 = '{stale_sha}'"
+            ))
+            .await;
+        expect(
+            patch(
+                &api,
+                &token,
+                &stale_sha,
+                CHUNK,
+                stale.len(),
+                &stale[CHUNK..2 * CHUNK],
+            )
+            .await,
+            410,
+            "upload_expired",
+        );
+        assert_eq!(
+            head(&api, &token, &stale_sha).await.status,
+            404,
+            "{backend:?}"
+        );
+        expect_ok(
+            patch(
+                &api,
+                &token,
+                &sha256_hex(&fifth),
+                0,
+                fifth.len(),
+                &fifth[..CHUNK],
+            )
+            .await,
+        );
         // Abandoned uploads go.
         let deleted = call(
             &api,

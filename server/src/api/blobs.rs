@@ -273,8 +273,7 @@ async fn patch(
             ))
         })?;
     let who = uploader(state, claims).await.map_err(api)?;
-    let span =
-        tracing::info_span!("blob", sha = &sha256[..12], user = %who.user, device = %who.device);
+    let span = tracing::info_span!("blob", sha = crate::blobs::short(sha256), user = %who.user, device = %who.device);
     let _entered = span.enter();
     let blobs = &state.blobs;
     let checked = blobs

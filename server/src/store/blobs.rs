@@ -106,8 +106,8 @@ pub trait BlobStore: Send + Sync {
     /// A device's half upload of a photo.
     fn upload<'a>(&'a self, sha256: &'a str, device: &'a str)
     -> StoreFuture<'a, Option<UploadRow>>;
-    /// How many half uploads a device has.
-    fn uploads_of_device<'a>(&'a self, device: &'a str) -> StoreFuture<'a, u64>;
+    /// How many half uploads a device has that have not expired at `now`.
+    fn uploads_of_device<'a>(&'a self, device: &'a str, now: i64) -> StoreFuture<'a, u64>;
     /// Starts a half upload with its first chunk; false if the device has one already.
     fn upload_start<'a>(&'a self, row: &'a UploadRow, first: &'a [u8]) -> StoreFuture<'a, bool>;
     /// Appends a chunk at `start` if the upload has received exactly `start` bytes and
@@ -202,11 +202,14 @@ macro_rules! impl_blob_store {
             fn uploads_of_device<'a>(
                 &'a self,
                 device: &'a str,
+                now: i64,
             ) -> $crate::store::StoreFuture<'a, u64> {
                 Box::pin(async move {
-                    let (n,): (i64,) =
-                        sqlx::query_as("SELECT COUNT(*) FROM blob_uploads WHERE device = $1")
-                            .bind(device)
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM blob_uploads WHERE device = $1 AND expires_at >= $2",
+                    )
+                    .bind(device)
+                    .bind(now)
                             .fetch_one(&self.pool)
                             .await?;
                     Ok(u64::try_from(n).unwrap_or(0))

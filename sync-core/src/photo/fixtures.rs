@@ -50,6 +50,23 @@ pub fn gradient(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// A photo-like image: a sky-to-street gradient, a texture like facades or foliage,
+/// and ±12 of sensor noise, so that JPEG compresses it about as much as a camera
+/// photo (a 12 MP one is ~3.7 MB at quality 90, ~0.3 MB through `prepare_upload`).
+pub fn textured(width: u32, height: u32, seed: u64) -> RgbImage {
+    let mut state = seed.max(1);
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32 / width as f32, y as f32 / height as f32);
+        let texture = ((fx * 37.0).sin() * (fy * 23.0).cos() * 40.0) as i32;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = ((state >> 40) % 25) as i32 - 12;
+        let channel = |v: f32| ((v * 255.0) as i32 + texture + noise).clamp(0, 255) as u8;
+        Rgb([channel(fx), channel(fy), channel(1.0 - fx * fy)])
+    })
+}
+
 /// An ASCII field of the primary IFD.
 pub fn ascii(tag: Tag, text: &str) -> Field {
     Field {
