@@ -171,10 +171,8 @@ impl Phone {
         Ok(id)
     }
 
-    /// Adds photo entries with these hashes to own case `index`, offline (one change),
-    /// as the app does after `prepare_upload`: the entry first, the upload after.
-    pub fn add_photos(&mut self, index: usize, hashes: &[String]) -> anyhow::Result<()> {
-        let now = now();
+    /// Own case `index` as stored on the phone (with whatever the server added).
+    fn own_case(&self, index: usize) -> anyhow::Result<(String, CaseDocument)> {
         let id = self
             .cases
             .get(index)
@@ -185,9 +183,17 @@ impl Phone {
             .documents()
             .get(&id)
             .with_context(|| format!("case {id} is not on the phone"))?;
-        let mut case = CaseDocument::from_automerge(
+        let case = CaseDocument::from_automerge(
             load_chunks(&stored.chunks).with_context(|| format!("loading {id}"))?,
         );
+        Ok((id, case))
+    }
+
+    /// Adds photo entries with these hashes to own case `index`, offline (one change),
+    /// as the app does after `prepare_upload`: the entry first, the upload after.
+    pub fn add_photos(&mut self, index: usize, hashes: &[String]) -> anyhow::Result<()> {
+        let now = now();
+        let (id, mut case) = self.own_case(index)?;
         for hash in hashes {
             let photo = Photo {
                 hash: hash.clone(),
@@ -219,19 +225,7 @@ impl Phone {
         });
         // As the app does: the case as stored on the phone (with whatever the server
         // added, e.g. its routing and dispatch), edited, stored again.
-        let id = self
-            .cases
-            .get(index)
-            .with_context(|| format!("no own case {index}"))?
-            .clone();
-        let stored = self
-            .store
-            .documents()
-            .get(&id)
-            .with_context(|| format!("case {id} is not on the phone"))?;
-        let mut case = CaseDocument::from_automerge(
-            load_chunks(&stored.chunks).with_context(|| format!("loading {id}"))?,
-        );
+        let (id, mut case) = self.own_case(index)?;
         match photo {
             Some(photo) => case
                 .add_photo(&self.actor, &photo)

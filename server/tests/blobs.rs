@@ -68,6 +68,10 @@ fn settings() -> BlobSettings {
 }
 
 async fn start(store: Arc<dyn Store>) -> Api {
+    start_with(store, settings()).await
+}
+
+async fn start_with(store: Arc<dyn Store>, settings: BlobSettings) -> Api {
     let hash = hash_password(PASSWORD).expect("hash");
     for (id, role, team, scope) in USERS {
         store
@@ -89,7 +93,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
         .await
         .expect("auth");
     let metrics = Arc::new(wangge_server::metrics::Metrics::new());
-    let blobs = Arc::new(Blobs::new(store.clone(), settings(), Arc::clone(&metrics)));
+    let blobs = Arc::new(Blobs::new(store.clone(), settings, Arc::clone(&metrics)));
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(auth),
@@ -1011,11 +1015,15 @@ async fn sqlx_disable(fresh: &Fresh) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn png_and_webp_photos_are_accepted_as_jpeg_derivatives() {
+async fn png_and_webp_photos_are_accepted_as_jpeg_derivatives_and_originals_kept_unserved() {
     use image::ImageEncoder as _;
     for fresh in backends().await {
         let backend = fresh.store.backend();
-        let api = start(fresh.store.clone()).await;
+        let keep = BlobSettings {
+            keep_original: true,
+            ..settings()
+        };
+        let api = start_with(fresh.store.clone(), keep).await;
         let token = login(&api, "officer").await;
         let pixels = gradient(700, 500);
         let mut png = Vec::new();
@@ -1047,11 +1055,29 @@ async fn png_and_webp_photos_are_accepted_as_jpeg_derivatives() {
             let image = image::load_from_memory_with_format(&thumb.body, image::ImageFormat::Jpeg)
                 .expect("JPEG");
             assert_eq!(image.width(), 320, "{backend:?} {format}");
+            let original = call(
+                &api,
+                "GET",
+                &format!("/v1/blobs/{sha}/original"),
+                &[bearer(&token)],
+                &[],
+            )
+            .await;
+            assert_eq!(
+                original.status, 404,
+                "{backend:?}: the original is never served"
+            );
             assert!(
                 (228..=229).contains(&image.height()),
                 "{backend:?} {format}"
             );
         }
+        // Kept as uploaded (WANGGE_PHOTO_KEEP_ORIGINAL), for the record only.
+        let kept = fresh
+            .raw
+            .texts("SELECT sha256 FROM blob_originals ORDER BY sha256")
+            .await;
+        assert_eq!(kept.len(), 2, "{backend:?}");
     }
 }
 

@@ -237,8 +237,9 @@ macro_rules! impl_case_store {
             }
         }
 
-        /// Makes `case_photos` hold exactly `photos` for case `id`: only the
-        /// differences are written (most writes change no photo). A photo no case
+        /// Makes `case_photos` hold exactly `photos` for case `id` (`new_case`: it
+        /// has none yet): only the differences are written (most writes change no
+        /// photo). A photo no case
         /// references any more is marked released at `now` (garbage collection's
         /// grace period starts); one referenced again is unmarked, which also locks
         /// its row against a collection running at the same time (see
@@ -247,13 +248,18 @@ macro_rules! impl_case_store {
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             id: &str,
             photos: &[String],
+            new_case: bool,
             now: i64,
         ) -> Result<(), $crate::store::StoreError> {
-            let stored: Vec<(String,)> =
+            // A new case has no rows yet: its report reads nothing.
+            let stored: Vec<(String,)> = if new_case {
+                Vec::new()
+            } else {
                 sqlx::query_as("SELECT sha256 FROM case_photos WHERE case_id = $1")
                     .bind(id)
                     .fetch_all(&mut **tx)
-                    .await?;
+                    .await?
+            };
             let stored: std::collections::BTreeSet<&str> =
                 stored.iter().map(|(hash,)| hash.as_str()).collect();
             let wanted: std::collections::BTreeSet<&str> =
