@@ -296,12 +296,13 @@ impl Blobs {
                 return self.finish(sha256, who, chunk.to_vec(), now).await;
             }
             if let Some(upload) = self.store.upload(sha256, &who.device).await? {
-                if upload.expires_at >= now {
+                if upload.expires_at >= now && upload.received > 0 {
                     return Err(BlobError::OffsetMismatch {
                         received: u64::try_from(upload.received).unwrap_or(0),
                     });
                 }
-                // Expired: this start replaces it.
+                // Expired, or nothing received yet (an empty first PATCH): this start
+                // replaces it.
                 self.store.upload_delete(sha256, &who.device).await?;
             }
             // Twelve bytes tell every format apart; a shorter first chunk is judged

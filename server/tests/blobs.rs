@@ -618,6 +618,11 @@ async fn every_bad_upload_gets_a_clear_4xx_and_stores_nothing() {
             "photo_heif_unsupported",
         );
 
+        // An empty first PATCH starts nothing that blocks the real start.
+        assert_eq!(
+            patch(&api, &token, &sha, 0, photo.len(), b"").await.status,
+            204
+        );
         // Protocol errors.
         let first = expect_ok(patch(&api, &token, &sha, 0, photo.len(), &photo[..CHUNK]).await);
         assert_eq!(first.offset(), Some(CHUNK as u64));
