@@ -239,11 +239,10 @@ macro_rules! impl_case_store {
 
         /// Makes `case_photos` hold exactly `photos` for case `id` (`new_case`: it
         /// has none yet): only the differences are written (most writes change no
-        /// photo). A photo no case
-        /// references any more is marked released at `now` (garbage collection's
-        /// grace period starts); one referenced again is unmarked, which also locks
-        /// its row against a collection running at the same time (see
-        /// `store::blobs`).
+        /// photo). A photo no case references any more is marked released at `now`
+        /// (garbage collection's grace period starts); one referenced again is
+        /// unmarked, which also locks its row against a collection running at the
+        /// same time (see `store::blobs`).
         pub(crate) async fn replace_case_photos(
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             id: &str,
