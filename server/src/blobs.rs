@@ -293,7 +293,9 @@ impl Blobs {
             // processed from memory, no chunk rows written.
             if chunk_length == length {
                 self.store.upload_delete(sha256, &who.device).await?;
-                return self.finish(sha256, who, chunk.to_vec(), now).await;
+                return self
+                    .finish(sha256, who, Whole::Received(chunk.to_vec()), now)
+                    .await;
             }
             if let Some(upload) = self.store.upload(sha256, &who.device).await? {
                 if upload.expires_at >= now && upload.received > 0 {
@@ -392,8 +394,7 @@ impl Blobs {
                 expires_at: self.expires_at(now),
             });
         }
-        let bytes = self.store.upload_bytes(sha256, &who.device).await?;
-        self.finish(sha256, who, bytes, now).await
+        self.finish(sha256, who, Whole::Stored, now).await
     }
 
     /// Verifies, processes and stores a whole upload. A photo that will never be
@@ -404,7 +405,7 @@ impl Blobs {
         &self,
         sha256: &str,
         who: &Uploader,
-        bytes: Vec<u8>,
+        whole: Whole,
         now: i64,
     ) -> Result<ChunkOutcome, BlobError> {
         // The slot is taken before the photo is decoded: memory stays within
@@ -416,6 +417,11 @@ impl Blobs {
         .await
         .map_err(|_| BlobError::Busy)?
         .map_err(|_| BlobError::Busy)?;
+        // Chunks are assembled only now, so waiting uploads hold no memory.
+        let bytes = match whole {
+            Whole::Received(bytes) => bytes,
+            Whole::Stored => self.store.upload_bytes(sha256, &who.device).await?,
+        };
         let expected = sha256.to_owned();
         let keep_original = self.settings.keep_original;
         let started = std::time::Instant::now();
@@ -579,6 +585,14 @@ impl Blobs {
         self.store.set_backfilled().await?;
         Ok(cases)
     }
+}
+
+/// Where a finished upload's bytes are.
+enum Whole {
+    /// In the one request that carried them all.
+    Received(Vec<u8>),
+    /// In this device's chunk rows.
+    Stored,
 }
 
 /// What a collection did.

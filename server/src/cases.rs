@@ -272,7 +272,17 @@ pub fn view_json(view: &CaseView, row: &CaseRow, now: DateTime<Utc>) -> Value {
     let photos: Vec<Value> = record
         .photos
         .iter()
-        .map(|p| json!({ "hash": p.hash, "role": format!("{:?}", p.role).to_lowercase(), "added_by": p.added_by }))
+        .map(|p| {
+            json!({
+                "hash": p.hash,
+                "role": format!("{:?}", p.role).to_lowercase(),
+                "added_by": p.added_by,
+                "taken_at": p.taken_at.map(|t| t.to_rfc3339()),
+                // Where the app fetches it (`api/blobs.rs`: 404 until uploaded).
+                "thumb": format!("/v1/blobs/{}/thumb", p.hash),
+                "display": format!("/v1/blobs/{}/display", p.hash),
+            })
+        })
         .collect();
     json!({
         "case": row,

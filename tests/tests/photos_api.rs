@@ -183,10 +183,15 @@ fn a_photo_upload_survives_a_killed_server_and_only_the_case_scope_sees_it() {
         let (status, case) = get(&server, &city, "/v1/cases/case-photo-1");
         assert_eq!(status, 200, "{backend}");
         let case: Value = serde_json::from_slice(&case).expect("JSON");
-        assert!(
-            case["photos"].to_string().contains(&photo.sha256),
+        let listed = &case["photos"][0];
+        assert_eq!(
+            listed["hash"].as_str(),
+            Some(photo.sha256.as_str()),
             "{backend}: {case}"
         );
+        // The URL the case names is the one that serves it.
+        let (status, _) = get(&server, &city, listed["thumb"].as_str().expect("thumb URL"));
+        assert_eq!(status, 200, "{backend}");
     }
 }
 
