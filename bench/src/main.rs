@@ -8,6 +8,7 @@
 mod http;
 mod ingest;
 mod memory;
+mod mobile;
 mod phone;
 mod photos;
 mod push;
@@ -39,6 +40,9 @@ enum Command {
     /// photos per second, server CPU and peak memory per photo, latency; thumbnails
     /// and ranges served.
     Photos(photos::PhotosArgs),
+    /// The phone library (mobile-ffi) against the server: bootstrap of N cases,
+    /// `sync_now` after a day offline, memory with the cases loaded.
+    Phone(mobile::PhoneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +64,7 @@ fn main() -> std::process::ExitCode {
                 Command::Push(args) => push::run(args).await,
                 Command::Memory(args) => memory::run(args).await,
                 Command::Photos(args) => photos::run(args).await,
+                Command::Phone(args) => mobile::run(args).await,
             }
         };
         // On Ctrl-C the work is dropped, and with it the server (killed) and the

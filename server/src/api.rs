@@ -20,8 +20,8 @@ use serde_json::json;
 
 use wangge_sync_core::catalog::{Catalog, CategoryCode};
 use wangge_sync_core::geo::{Crs, LonLat};
-use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::grid::geojson::index_feature;
+use wangge_sync_core::grid::{GridCode, GridIndex};
 use wangge_sync_core::ownership::{Decision, DispatchMode, Ownership, responsible};
 
 use crate::auth::{Auth, AuthError, Claims, Session};
@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ownership-rules", get(assignments::ownership_rules))
         .route("/v1/grids", get(grids_in_bbox))
         .route("/v1/grids/locate", get(locate))
+        .route("/v1/grids/mine", get(grids_mine))
         .route("/v1/routing", get(routing))
         .route("/v1/cases", get(cases::list))
         .route("/v1/cases/{id}", get(cases::show))
@@ -481,6 +482,14 @@ async fn grids_in_bbox(
             ),
         ));
     }
+    feature_collection(index, codes)
+}
+
+/// The unit grids `codes` as a GeoJSON FeatureCollection.
+fn feature_collection(
+    index: &GridIndex,
+    codes: Vec<GridCode>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let mut features = Vec::with_capacity(codes.len());
     for code in codes {
         if let Some(feature) = index_feature(index, code).map_err(|e| {
@@ -497,6 +506,35 @@ async fn grids_in_bbox(
     Ok(Json(
         json!({ "type": "FeatureCollection", "features": features }),
     ))
+}
+
+/// `GET /v1/grids/mine`: the unit grids of the caller's scope, as GeoJSON (GCJ-02),
+/// for the phone to cache and locate offline. A scope of more than
+/// [`MAX_GRIDS_PER_REQUEST`] grids (a district or the city) is refused: such users
+/// browse by bbox, and the server locates their reports anyway.
+async fn grids_mine(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = grid_index(&state)?;
+    let user = current_user(&state, &claims).await?;
+    let whole =
+        |lon, lat| LonLat::new(lon, lat).map_err(|e| bad_request("invalid_query", e.to_string()));
+    let codes: Vec<GridCode> = index
+        .codes_in_bbox(whole(-180.0, -90.0)?, whole(180.0, 90.0)?)
+        .into_iter()
+        .filter(|code| user.scope.covers(Some(code)))
+        .collect();
+    if codes.len() > MAX_GRIDS_PER_REQUEST {
+        return Err(bad_request(
+            "scope_too_large",
+            format!(
+                "{} unit grids in your scope; ask by bbox (at most {MAX_GRIDS_PER_REQUEST})",
+                codes.len()
+            ),
+        ));
+    }
+    feature_collection(index, codes)
 }
 
 fn parse_crs(crs: Option<&str>) -> Result<Crs, ApiError> {

@@ -489,6 +489,11 @@ impl PatrolLog {
         &self.doc
     }
 
+    /// Unwraps the Automerge document.
+    pub fn into_automerge(self) -> Automerge {
+        self.doc
+    }
+
     /// The compacted document.
     pub fn save(&self) -> Vec<u8> {
         self.doc.save()

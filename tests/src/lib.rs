@@ -1,7 +1,9 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: the real `wangge` binary and the
 //! real district boundaries.
 
+pub mod mobile;
 pub mod phone;
+pub mod places;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +22,13 @@ pub fn districts_file() -> PathBuf {
 /// The `wangge` binary, built once per test run with the same profile as the tests, so a
 /// test never runs a stale binary.
 pub fn wangge_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    profile_dir_built().0.as_path()
+}
+
+/// `<target>/<profile>` after building the server, the phone library and
+/// `uniffi-bindgen`; and the `wangge` binary in it.
+pub(crate) fn profile_dir_built() -> &'static (PathBuf, PathBuf) {
+    static BIN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BIN.get_or_init(|| {
         // Tests run from <target>/<profile>/deps/<test-binary>.
         let exe = std::env::current_exe().expect("test binary path");
@@ -31,20 +39,32 @@ pub fn wangge_bin() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
+        // The phone library and its binding generator too, in the same build: one
+        // feature resolution, so neither build invalidates the other's artifacts.
         build.current_dir(workspace_root()).args([
             "build",
             "--quiet",
             "-p",
             "wangge-server",
+            "-p",
+            "wangge-mobile-ffi",
+            "-p",
+            "uniffi-bindgen",
             "--bin",
             "wangge",
+            "--bin",
+            "uniffi-bindgen",
+            "--lib",
         ]);
         if release {
             build.arg("--release");
         }
         let status = build.status().expect("running cargo build");
         assert!(status.success(), "cargo build of wangge failed");
-        profile_dir.join(format!("wangge{}", std::env::consts::EXE_SUFFIX))
+        (
+            profile_dir.join(format!("wangge{}", std::env::consts::EXE_SUFFIX)),
+            profile_dir.to_owned(),
+        )
     })
 }
 

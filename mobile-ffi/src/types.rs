@@ -1,0 +1,324 @@
+//! The records and enums that cross the FFI: plain data, so each generated language
+//! gets a data class / struct. Times are milliseconds since the Unix epoch (UTC);
+//! positions are WGS-84 as the phone's GPS reports them.
+
+/// How to open a client.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientConfig {
+    /// The app's private directory for this library (Android `filesDir`, iOS
+    /// Application Support).
+    pub data_dir: String,
+    /// The server, e.g. `https://wangge.example.cn`.
+    pub server_url: String,
+    /// The phone's name as registered (shown to administrators).
+    pub device_name: String,
+}
+
+/// The signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionInfo {
+    /// The user id.
+    pub user_id: String,
+    /// The name for display.
+    pub display_name: String,
+    /// The role's identifier, e.g. `enforcement_officer`.
+    pub role: String,
+    /// The team, for field workers.
+    pub team: Option<String>,
+    /// The scope, e.g. `community:410105001001`.
+    pub scope: String,
+    /// The registered device.
+    pub device_id: String,
+}
+
+/// A GPS fix.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct GpsFix {
+    /// Longitude, WGS-84.
+    pub lon: f64,
+    /// Latitude, WGS-84.
+    pub lat: f64,
+    /// Accuracy radius in metres, if known.
+    pub accuracy_m: Option<f64>,
+    /// When the fix was taken (phone clock, ms); now if absent.
+    pub at_ms: Option<i64>,
+}
+
+/// A unit grid of this user's scope, with the names of the units above it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GridInfo {
+    /// The 15-digit unit grid code.
+    pub code: String,
+    /// The district (区).
+    pub district_name: String,
+    /// The street (街道) or town.
+    pub street_name: String,
+    /// The community (社区).
+    pub community_name: String,
+    /// The level-3 grid (三级网格) the unit grid belongs to.
+    pub level3_name: String,
+}
+
+/// A category of the catalogue, with both labels.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CategoryInfo {
+    /// The code, e.g. `C0102`.
+    pub code: String,
+    /// Component (部件) or event (事件).
+    pub kind: String,
+    /// Chinese label.
+    pub name_zh: String,
+    /// English label.
+    pub name_en: String,
+    /// The team that handles it.
+    pub team: String,
+}
+
+/// A problem reported from the field.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct NewReport {
+    /// The category code.
+    pub category: String,
+    /// Where the problem is.
+    pub position: GpsFix,
+    /// Address text.
+    pub address: String,
+    /// What is wrong.
+    pub description: String,
+}
+
+/// What a photo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PhotoRole {
+    /// The problem (处置前).
+    Before,
+    /// The result (处置后).
+    After,
+    /// Anything else.
+    Other,
+}
+
+/// An action on a case, as the workflow names it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum CaseAction {
+    /// Accept (受理).
+    Accept,
+    /// Register (立案).
+    Register,
+    /// Dispatch (派遣) to a team, optionally one person.
+    Dispatch {
+        /// The team id.
+        team: String,
+        /// A user of the team.
+        assignee: Option<String>,
+    },
+    /// Handle (处置): the problem is fixed.
+    Handle,
+    /// Verify (核查) the result.
+    Verify,
+    /// Rework (返工).
+    Rework,
+    /// Close (结案).
+    Close,
+    /// Return (退回) to the dispatcher.
+    Return,
+    /// Ask for more time (延期申请), e.g. `4 working_hours`.
+    RequestExtension {
+        /// The time limit's text.
+        extra: String,
+    },
+    /// Decide the pending extension (延期审批).
+    DecideExtension {
+        /// Granted.
+        approved: bool,
+    },
+    /// Ask to defer (挂账申请).
+    RequestDefer,
+    /// Decide the pending defer request (挂账审批).
+    DecideDefer {
+        /// Granted.
+        approved: bool,
+    },
+    /// Void (作废).
+    Void,
+    /// Reopen.
+    Reopen,
+    /// Comment (备注).
+    Comment,
+}
+
+/// A case in a list.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CaseSummary {
+    /// The case id.
+    pub id: String,
+    /// The status's identifier (`dispatched`, …).
+    pub status: Option<String>,
+    /// The status's label, Chinese and English (`待处置 Waiting to be handled`).
+    pub status_label: Option<String>,
+    /// The category code.
+    pub category: Option<String>,
+    /// The unit grid.
+    pub grid: Option<String>,
+    /// The description.
+    pub description: String,
+    /// The reporting user.
+    pub reporter: Option<String>,
+    /// The team it is dispatched to.
+    pub team: Option<String>,
+    /// The person it is dispatched to.
+    pub assignee: Option<String>,
+    /// When it was reported.
+    pub reported_at_ms: Option<i64>,
+    /// When the running step is due.
+    pub due_at_ms: Option<i64>,
+    /// How many photos.
+    pub photo_count: u32,
+    /// Local changes not yet on the server.
+    pub unsent: bool,
+    /// Why the server refused this phone's changes (they stay local until
+    /// discarded).
+    pub rejected: Option<String>,
+}
+
+/// One timeline entry as folded.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TimelineItem {
+    /// The entry id.
+    pub id: String,
+    /// The action's identifier.
+    pub action: String,
+    /// Who.
+    pub user: String,
+    /// When (the writer's clock).
+    pub at_ms: i64,
+    /// The note.
+    pub note: Option<String>,
+    /// `applied`, or why the fold ignored it.
+    pub outcome: String,
+}
+
+/// A photo of a case, with its upload state on this phone.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PhotoInfo {
+    /// SHA-256 of the uploaded bytes.
+    pub sha256: String,
+    /// `before`, `after`, `other`.
+    pub role: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When it was taken (EXIF), if known.
+    pub taken_at_ms: Option<i64>,
+    /// `waiting_ack`, `ready`, `done`, `refused`, or `remote` (added elsewhere).
+    pub upload: String,
+    /// Size of the upload in bytes (0 when added elsewhere).
+    pub size: u64,
+}
+
+/// A case in full.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CaseDetail {
+    /// The list fields.
+    pub summary: CaseSummary,
+    /// Address text.
+    pub address: String,
+    /// Where, as reported.
+    pub position: Option<GpsFix>,
+    /// Where it came from (`patrol`, `hotline`, …).
+    pub source: Option<String>,
+    /// Every timeline entry in fold order.
+    pub timeline: Vec<TimelineItem>,
+    /// The photos.
+    pub photos: Vec<PhotoInfo>,
+    /// The actions this user may take now.
+    pub allowed_actions: Vec<String>,
+    /// Whether the running step is past due.
+    pub overdue: bool,
+    /// What is wrong in the document (missing or malformed fields).
+    pub problems: Vec<String>,
+}
+
+/// A check-in recorded.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CheckInInfo {
+    /// The patrol log (one per worker and day).
+    pub log_id: String,
+    /// The check-in's id.
+    pub check_in_id: String,
+    /// The unit grid the phone resolved offline, if its grids are cached.
+    pub grid: Option<String>,
+}
+
+/// How a sync went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncOutcome {
+    /// Everything went; nothing is pending but refused documents.
+    Synced,
+    /// The server could not be reached; nothing moved.
+    Offline,
+    /// Some rounds went, then the connection failed or uploads remain.
+    Partial,
+}
+
+/// What `sync_now` moved.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncReport {
+    /// How it went.
+    pub outcome: SyncOutcome,
+    /// Documents whose changes the server acknowledged.
+    pub sent: u32,
+    /// Documents that received changes.
+    pub received: u32,
+    /// Documents that left this phone's scope.
+    pub evicted: u32,
+    /// Documents the server refused, with why.
+    pub refused: Vec<String>,
+    /// Photos uploaded.
+    pub photos_uploaded: u32,
+    /// Rounds.
+    pub rounds: u32,
+    /// Bytes sent.
+    pub bytes_up: u64,
+    /// Bytes received.
+    pub bytes_down: u64,
+    /// The server's clock minus the phone's, seconds (the app warns past minutes).
+    pub clock_skew_s: Option<i64>,
+    /// What is left.
+    pub pending: PendingWork,
+}
+
+/// Work not yet on the server, for a progress display.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingWork {
+    /// Documents with unsent changes.
+    pub documents: u32,
+    /// Documents the server refused (need the user: discard or fix).
+    pub rejected: u32,
+    /// Photos not yet uploaded.
+    pub photos: u32,
+    /// Bytes of those photos left to send.
+    pub photo_bytes: u64,
+    /// Track points not yet written into the patrol log.
+    pub track_points: u32,
+    /// When the last sync finished (phone clock).
+    pub last_sync_ms: Option<i64>,
+}
+
+/// A status identifier's label, Chinese and English (`待处置 Waiting to be handled`).
+pub(crate) fn status_label(id: &str) -> Option<String> {
+    use wangge_sync_core::case::Status;
+    [
+        Status::Reported,
+        Status::Accepted,
+        Status::Registered,
+        Status::Dispatched,
+        Status::Handled,
+        Status::Verified,
+        Status::Closed,
+        Status::Voided,
+        Status::Deferred,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == id)
+    .map(|s| format!("{} {}", s.name_zh(), s.name_en()))
+}
