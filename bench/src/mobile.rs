@@ -46,6 +46,14 @@ pub struct PhoneArgs {
     /// Where the JSON results go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Internal: measure only the phone's bootstrap and memory against this server, in
+    /// a process of its own (so the peer's allocations are not in its RSS), and print
+    /// the result as one JSON line.
+    #[arg(long, hide = true, requires = "probe_dir")]
+    probe_url: Option<String>,
+    /// Internal: the phone's data directory for `--probe-url`.
+    #[arg(long, hide = true)]
+    probe_dir: Option<PathBuf>,
 }
 
 fn rss_kib() -> anyhow::Result<u64> {
@@ -95,8 +103,50 @@ async fn settle(client: &FieldClient) -> anyhow::Result<Vec<SyncReport>> {
     bail!("the phone does not settle")
 }
 
+/// The phone's side, in its own process: open, log in, cache the grids, bootstrap,
+/// list, show 50 cases; times and `VmRSS` after each step, and `VmHWM`.
+async fn probe(url: &str, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let baseline = rss_kib()?;
+    let phone = open(dir, url, "phone")?;
+    phone.login("bench-phone".into(), PASSWORD.into()).await?;
+    phone.refresh_reference_data().await?;
+    let after_open = rss_kib()?;
+    let started = Instant::now();
+    let bootstrap = settle(&phone).await?;
+    let bootstrap_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let after_bootstrap = rss_kib()?;
+    let started = Instant::now();
+    let listed = phone.list_cases()?;
+    let list_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let after_list = rss_kib()?;
+    let started = Instant::now();
+    for case in listed.iter().take(50) {
+        phone.show_case(case.id.clone())?;
+    }
+    let show_ms = started.elapsed().as_secs_f64() * 1000.0 / 50.0;
+    let after_show = rss_kib()?;
+    Ok(json!({
+        "bootstrap_ms": round3(bootstrap_ms),
+        "bootstrap_rounds": bootstrap.iter().map(|r| r.rounds).sum::<u32>(),
+        "bootstrap_bytes_down": bootstrap.iter().map(|r| r.bytes_down).sum::<u64>(),
+        "listed": listed.len(),
+        "list_ms": round3(list_ms),
+        "show_ms": round3(show_ms),
+        "rss_kib": {
+            "baseline": baseline, "after_open": after_open,
+            "after_bootstrap": after_bootstrap, "after_list": after_list,
+            "after_show": after_show,
+            "hwm": proc_status_kib("/proc/self/status", "VmHWM")?,
+        },
+    }))
+}
+
 /// Runs the bench.
 pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
+    if let (Some(url), Some(dir)) = (&args.probe_url, &args.probe_dir) {
+        println!("PROBE {}", probe(url, dir).await?);
+        return Ok(());
+    }
     if args.cases == 0 {
         bail!("--cases must be at least 1");
     }
@@ -168,31 +218,42 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         seeding.elapsed().as_secs_f64()
     );
 
-    // The phone: memory and bootstrap.
-    let baseline = rss_kib()?;
+    // The phone's bootstrap and memory, in a process of its own.
+    let probe = std::process::Command::new(std::env::current_exe()?)
+        .args(["phone", "--probe-url", &url, "--probe-dir"])
+        .arg(&phone_dir)
+        .output()
+        .context("running the phone probe")?;
+    if !probe.status.success() {
+        bail!(
+            "the phone probe failed: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+    }
+    let measured: serde_json::Value = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("PROBE "))
+        .and_then(|line| serde_json::from_str(line).ok())
+        .context("the phone probe printed no result")?;
+    if measured["listed"].as_u64().unwrap_or(0) < args.cases as u64 {
+        bail!(
+            "the phone lists {} cases of {}",
+            measured["listed"],
+            args.cases
+        );
+    }
     let phone = open(&phone_dir, &url, "phone")?;
-    phone.login("bench-phone".into(), PASSWORD.into()).await?;
-    phone.refresh_reference_data().await?;
-    let after_open = rss_kib()?;
-    let started = Instant::now();
-    let bootstrap = settle(&phone).await?;
-    let bootstrap_time = started.elapsed();
-    let after_bootstrap = rss_kib()?;
-    let started = Instant::now();
-    let listed = phone.list_cases()?;
-    let list_time = started.elapsed();
-    if listed.len() < args.cases {
-        bail!("the phone lists {} cases of {}", listed.len(), args.cases);
-    }
-    let after_list = rss_kib()?;
-    let started = Instant::now();
-    for id in ids.iter().take(50) {
-        phone.show_case(id.clone())?;
-    }
-    let show_time = started.elapsed() / 50;
-    let after_show = rss_kib()?;
-    let store_file = phone_dir.join(wangge_mobile_ffi::store::STORE_FILE);
-    let store_bytes = std::fs::metadata(&store_file).map_or(0, |m| m.len());
+    let store_bytes = || -> u64 {
+        // The file and its write-ahead log: in WAL mode recent commits live in the
+        // log until a checkpoint moves them.
+        let file = wangge_mobile_ffi::store::STORE_FILE;
+        [file.to_owned(), format!("{file}-wal")]
+            .iter()
+            .filter_map(|name| std::fs::metadata(phone_dir.join(name)).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let store_after_bootstrap = store_bytes();
 
     // Days offline.
     let mut days = Vec::new();
@@ -210,7 +271,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         }
         settle(&peer).await?;
         drop(peer);
-        let before_edits = std::fs::metadata(&store_file).map_or(0, |m| m.len());
+        let before_edits = store_bytes();
         for k in 0..args.local_edits {
             let id = &ids[(day * 7 + k * 13) % ids.len()];
             let started = Instant::now();
@@ -228,7 +289,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
                 1_000_000 + k,
             )?;
         }
-        let after_edits = std::fs::metadata(&store_file).map_or(0, |m| m.len());
+        let after_edits = store_bytes();
         let started = Instant::now();
         let reports = settle(&phone).await?;
         let took = started.elapsed();
@@ -243,54 +304,55 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
             "received": sum(|r| u64::from(r.received)),
             "bytes_up": sum(|r| r.bytes_up),
             "bytes_down": sum(|r| r.bytes_down),
-            "store_growth_from_edits": after_edits.saturating_sub(before_edits),
+            "store_and_wal_growth_from_edits": after_edits.saturating_sub(before_edits),
         });
         println!("  day {day}: {day_json}");
         days.push(day_json);
     }
-    let hwm = proc_status_kib("/proc/self/status", "VmHWM")?;
     let sync = Spread::of(&sync_times);
     let act = Spread::of(&act_times);
-    let boot_rounds: u32 = bootstrap.iter().map(|r| r.rounds).sum();
-    let boot_down: u64 = bootstrap.iter().map(|r| r.bytes_down).sum();
+    let rss = &measured["rss_kib"];
+    let kib = |key: &str| rss[key].as_u64().unwrap_or(0);
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-    let delta = |from: u64, to: u64| format!("{:+.1} MiB", (to as f64 - from as f64) / 1024.0);
+    let delta =
+        |from: &str, to: &str| format!("{:+.1} MiB", (kib(to) as f64 - kib(from) as f64) / 1024.0);
     print_table(
         "phone library",
         &[
             (
                 "bootstrap sync".into(),
                 format!(
-                    "{:.0} ms, {boot_rounds} rounds, {boot_down} bytes down",
-                    bootstrap_time.as_secs_f64() * 1000.0
+                    "{} ms, {} round(s), {} bytes down",
+                    measured["bootstrap_ms"],
+                    measured["bootstrap_rounds"],
+                    measured["bootstrap_bytes_down"]
                 ),
             ),
-            (
-                "sync_now after a day offline".into(),
-                format!("{} (n = {})", sync.text(), sync_times.len()),
-            ),
+            ("sync_now after a day offline".into(), sync.text()),
             ("act (comment), per call".into(), act.text()),
             (
                 "list_cases".into(),
-                format!(
-                    "{:.1} ms for {}",
-                    list_time.as_secs_f64() * 1000.0,
-                    listed.len()
-                ),
+                format!("{} ms for {}", measured["list_ms"], measured["listed"]),
             ),
             (
                 "show_case".into(),
-                format!("{:.2} ms each", show_time.as_secs_f64() * 1000.0),
+                format!("{} ms each", measured["show_ms"]),
             ),
-            ("RSS before open".into(), mib(baseline)),
-            ("open + login + grids".into(), delta(baseline, after_open)),
-            ("bootstrap".into(), delta(after_open, after_bootstrap)),
-            ("list_cases".into(), delta(after_bootstrap, after_list)),
-            ("show_case × 50".into(), delta(after_list, after_show)),
-            ("peak RSS (VmHWM, whole process)".into(), mib(hwm)),
             (
-                "store file after bootstrap".into(),
-                format!("{store_bytes} bytes"),
+                "RSS before open (probe process)".into(),
+                mib(kib("baseline")),
+            ),
+            (
+                "open + login + grids".into(),
+                delta("baseline", "after_open"),
+            ),
+            ("bootstrap".into(), delta("after_open", "after_bootstrap")),
+            ("list_cases".into(), delta("after_bootstrap", "after_list")),
+            ("show_case × 50".into(), delta("after_list", "after_show")),
+            ("peak RSS (VmHWM, probe process)".into(), mib(kib("hwm"))),
+            (
+                "store file + WAL after bootstrap".into(),
+                format!("{store_after_bootstrap} bytes"),
             ),
         ],
     );
@@ -301,19 +363,10 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
             "bench": "phone",
             "machine": machine(&wangge.bin),
             "cases": args.cases,
-            "bootstrap_ms": round3(bootstrap_time.as_secs_f64() * 1000.0),
-            "bootstrap_rounds": boot_rounds,
-            "bootstrap_bytes_down": boot_down,
+            "phone": measured,
             "sync_after_day_ms": sync.json(),
             "act_ms": act.json(),
-            "list_ms": round3(list_time.as_secs_f64() * 1000.0),
-            "show_ms": round3(show_time.as_secs_f64() * 1000.0),
-            "rss_kib": {
-                "baseline": baseline, "after_open": after_open,
-                "after_bootstrap": after_bootstrap, "after_list": after_list,
-                "after_show": after_show, "hwm": hwm,
-            },
-            "store_bytes": store_bytes,
+            "store_and_wal_bytes_after_bootstrap": store_after_bootstrap,
             "days": days,
         }),
     )?;
