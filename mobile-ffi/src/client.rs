@@ -27,7 +27,7 @@ use wangge_sync_core::patrol::{CheckIn, MAX_TRACK_BATCH, PatrolLog, TrackPoint, 
 use wangge_sync_core::photo::prepare_upload;
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::device::{
-    DeviceCommit, DeviceDoc, DeviceDocWrite, DeviceSession, DeviceStorage,
+    DeviceCommit, DeviceDoc, DeviceDocWrite, DeviceSession, DeviceStorage, DeviceSyncError,
 };
 use wangge_sync_core::sync::message::Limits;
 use wangge_sync_core::sync::{DocKind, load_chunks};
@@ -1143,7 +1143,15 @@ impl Inner {
         };
         let max_reply = Limits::default().max_reply as u64;
         loop {
-            let request = self.with_store(|s| session.prepare(s).map_err(FieldError::from))?;
+            let prepared = self.with_store(|s| Ok::<_, FieldError>(session.prepare(s)))?;
+            let request = match prepared {
+                Ok(request) => request,
+                Err(DeviceSyncError::CorruptDocument { id, reason }) => {
+                    report.refused.push(self.refetch_corrupt(&id, &reason)?);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let answer = match self.send(
                 Method::POST,
                 "/v1/sync",
@@ -1177,13 +1185,19 @@ impl Inner {
             report.rounds += 1;
             report.bytes_up += request.len() as u64;
             report.bytes_down += answer.body.len() as u64;
-            let round = match self
-                .with_store(|s| session.receive(s, &answer.body).map_err(FieldError::from))
-            {
+            let received =
+                self.with_store(|s| Ok::<_, FieldError>(session.receive(s, &answer.body)))?;
+            let round = match received {
                 Ok(round) => round,
+                Err(DeviceSyncError::CorruptDocument { id, reason }) => {
+                    // Nothing of the reply was committed: the next round asks again.
+                    session.abandon();
+                    report.refused.push(self.refetch_corrupt(&id, &reason)?);
+                    continue;
+                }
                 Err(e) => {
                     session.abandon();
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             report.sent += round.acknowledged as u32;
@@ -1210,6 +1224,18 @@ impl Inner {
         let now = self.local_now_ms();
         self.with_store(|s| s.set_last_sync_ms(now).map_err(FieldError::from))?;
         self.finish(report)
+    }
+
+    /// A stored document whose bytes do not load (a damaged page, a bug): it is
+    /// dropped and asked of the server whole, so one bad document does not stop the
+    /// sync of the others. Its local changes not yet sent are lost with its bytes; the
+    /// returned line says so in the sync report.
+    fn refetch_corrupt(&self, id: &str, reason: &str) -> Result<String, FieldError> {
+        tracing::error!(%id, %reason, "a stored document does not load; fetching it again");
+        self.with_store(|s| DeviceSession::discard(s, id).map_err(FieldError::from))?;
+        Ok(format!(
+            "{id}: damaged on this phone ({reason}); fetched again from the server"
+        ))
     }
 
     fn finish(&self, mut report: SyncReport) -> Result<SyncReport, FieldError> {

@@ -79,6 +79,32 @@ class BadInput(unittest.TestCase):
             fresh = client(data_dir)
             self.assertIsNone(fresh.session())
 
+    def test_a_damaged_document_is_fetched_again_and_the_rest_syncs(self):
+        import sqlite3
+
+        data_dir, phone, case_id = self.logged_in()
+        run(phone.sync_now())
+        other = phone.report_case(
+            ffi.NewReport(category="C0102", position=fix(), address="", description="另一个")
+        )
+        del phone
+        db = sqlite3.connect(os.path.join(data_dir, "store.sqlite3"))
+        with db:
+            db.execute(
+                "UPDATE document_chunks SET bytes = x'85c1deadbeef' WHERE doc_id = ?", (case_id,)
+            )
+            db.execute("UPDATE documents SET unsent = 1, unsent_since = 0 WHERE id = ?", (case_id,))
+        db.close()
+        phone = client(data_dir)
+        with self.assertRaises(ffi.FieldError.Storage) as raised:
+            phone.show_case(case_id)
+        self.assertFalse(raised.exception.recoverable)
+        report = run(phone.sync_now())
+        self.assertTrue(any(r.startswith(case_id) for r in report.refused), report.refused)
+        self.assertEqual(phone.show_case(case_id).summary.status, "dispatched")
+        self.assertEqual(phone.show_case(other).summary.status, "dispatched")
+        self.assertEqual(phone.pending().documents, 0)
+
     def test_photos_that_are_missing_or_not_photos(self):
         data_dir, phone, case_id = self.logged_in()
         before = snapshot(phone), phone.show_case(case_id)
