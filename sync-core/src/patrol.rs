@@ -605,46 +605,65 @@ impl PatrolLog {
         let mut cases_found = Vec::new();
         let mut reviews = Vec::new();
         for name in [key::CHECKINS, key::TRACK, key::CASES_FOUND, key::REVIEWS] {
-            let list = match doc.get(ROOT, name) {
-                Ok(Some((automerge::Value::Object(ObjType::List), list))) => list,
-                Ok(None) => {
-                    problem(name.to_owned(), "missing".to_owned());
-                    continue;
-                }
-                _ => {
-                    problem(name.to_owned(), "not a list".to_owned());
-                    continue;
-                }
-            };
-            for index in 0..doc.length(&list) {
-                let path = format!("{name}/{index}");
-                let item = match name {
-                    key::CHECKINS => hydrate_prop::<_, StoredCheckIn, _, _>(doc, &list, index)
-                        .map_err(|e| describe(&e))
-                        .and_then(|s| s.parse())
-                        .map(|c| checkins.push(c)),
-                    key::REVIEWS => hydrate_prop::<_, StoredReview, _, _>(doc, &list, index)
-                        .map_err(|e| describe(&e))
-                        .and_then(|s| s.parse())
-                        .map(|r| reviews.push(r)),
-                    key::TRACK => match doc.get(&list, index) {
-                        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
-                            ScalarValue::Bytes(bytes) => {
-                                decode_batch(bytes).map(|points| track.extend(points))
-                            }
+            // Two devices of the worker that each started the day's log offline both
+            // put these lists on the root: Automerge keeps both, one visible. Every one
+            // is read, so neither phone's check-ins are lost (appends go to the visible
+            // one; ids are unique, so nothing is counted twice).
+            let values = doc.get_all(ROOT, name).unwrap_or_default();
+            if values.is_empty() {
+                problem(name.to_owned(), "missing".to_owned());
+                continue;
+            }
+            let lists: Vec<ObjId> = values
+                .into_iter()
+                .filter_map(|(value, id)| match value {
+                    automerge::Value::Object(ObjType::List) => Some(id),
+                    _ => {
+                        problem(name.to_owned(), "not a list".to_owned());
+                        None
+                    }
+                })
+                .collect();
+            let several = lists.len() > 1;
+            for (copy, list) in lists.iter().enumerate() {
+                for index in 0..doc.length(list) {
+                    let path = if several {
+                        format!("{name}#{copy}/{index}")
+                    } else {
+                        format!("{name}/{index}")
+                    };
+                    let list = list.clone();
+                    let item = match name {
+                        key::CHECKINS => hydrate_prop::<_, StoredCheckIn, _, _>(doc, &list, index)
+                            .map_err(|e| describe(&e))
+                            .and_then(|s| s.parse())
+                            .map(|c| checkins.push(c)),
+                        key::REVIEWS => hydrate_prop::<_, StoredReview, _, _>(doc, &list, index)
+                            .map_err(|e| describe(&e))
+                            .and_then(|s| s.parse())
+                            .map(|r| reviews.push(r)),
+                        key::TRACK => match doc.get(&list, index) {
+                            Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                                ScalarValue::Bytes(bytes) => {
+                                    decode_batch(bytes).map(|points| track.extend(points))
+                                }
+                                _ => Err("not a track batch".to_owned()),
+                            },
                             _ => Err("not a track batch".to_owned()),
                         },
-                        _ => Err("not a track batch".to_owned()),
-                    },
-                    _ => hydrate_prop::<_, String, _, _>(doc, &list, index)
-                        .map_err(|e| describe(&e))
-                        .map(|id| cases_found.push(id)),
-                };
-                if let Err(reason) = item {
-                    problem(path, reason);
+                        _ => hydrate_prop::<_, String, _, _>(doc, &list, index)
+                            .map_err(|e| describe(&e))
+                            .map(|id| cases_found.push(id)),
+                    };
+                    if let Err(reason) = item {
+                        problem(path, reason);
+                    }
                 }
             }
         }
+        dedup_by_id(&mut checkins, |c| c.id.clone());
+        dedup_by_id(&mut reviews, |r| r.id.clone());
+        dedup_by_id(&mut cases_found, Clone::clone);
         for unknown in doc.keys(ROOT).filter(|k| !key::ALL.contains(&k.as_str())) {
             problem(unknown, "unknown field (kept, not read)".to_owned());
         }
@@ -854,4 +873,10 @@ fn check_new_item(
             }
         }
     }
+}
+
+/// Keeps the first of each id, in order (the same item read from two copies of a list).
+fn dedup_by_id<T>(items: &mut Vec<T>, id: impl Fn(&T) -> String) {
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|item| seen.insert(id(item)));
 }

@@ -367,3 +367,37 @@ fn notes_and_comments_are_bounded() {
     ));
     assert!(log.read().checkins.is_empty());
 }
+
+#[test]
+fn two_phones_that_each_start_the_days_log_offline_lose_no_check_in() {
+    // The same worker on two devices (a second phone, or one wiped and logged in
+    // again), each starting the day's log before either synced.
+    let first = worker();
+    let mut second = worker();
+    second.device = format!("{:032x}", 99);
+    let mut a = PatrolLog::create(&first, day()).unwrap();
+    a.check_in(&first, &check_in(0)).unwrap();
+    let mut b = PatrolLog::create(&second, day()).unwrap();
+    b.check_in(&second, &check_in(1)).unwrap();
+    b.record_track(&second, &points(0, 5)).unwrap();
+    b.add_case_found(&second, "case-9").unwrap();
+
+    // The server takes B's changes onto A's log under the same write rules.
+    let changes: Vec<_> = b.automerge().get_changes(&[]).into_iter().collect();
+    let merged = check_patrol_changes(a.automerge(), &changes, &second).expect("accepted");
+    let mut log = PatrolLog::from_automerge(merged);
+    let record = log.read();
+    let mut ids: Vec<&str> = record.checkins.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["c0", "c1"]);
+    assert_eq!(record.track, points(0, 5));
+    assert_eq!(record.cases_found, ["case-9"]);
+    assert!(record.problems.is_empty(), "{:?}", record.problems);
+
+    // Either phone appends on; every replica reads the same.
+    log.check_in(&first, &check_in(2)).unwrap();
+    let mut on_b = b.clone();
+    on_b.merge(&log).unwrap();
+    assert_eq!(on_b.read().checkins.len(), 3);
+    assert_eq!(on_b.read(), log.read());
+}
