@@ -30,6 +30,8 @@ use crate::document::{
 use crate::grid::GridCode;
 use crate::role::{Actor, GridScope, Role, check_user_id};
 
+pub mod track;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
