@@ -11,19 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::Automerge;
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use ureq::http::Method;
 use wangge_sync_core::case::{
-    Action, ActionName, CaseDocument, NewCase, Outcome, Photo, PhotoRole as CorePhotoRole, Source,
-    TimelineEntry,
+    Action, CaseDocument, NewCase, Outcome, Photo, PhotoRole as CorePhotoRole, Source,
 };
 use wangge_sync_core::catalog::{Catalog, CategoryCode, TeamId};
 use wangge_sync_core::document::Position;
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::geojson::read_grids;
 use wangge_sync_core::grid::{GridCode, GridIndex};
-use wangge_sync_core::patrol::{CheckIn, MAX_TRACK_BATCH, PatrolLog, TrackPoint, patrol_log_id};
+use wangge_sync_core::patrol::{
+    CheckIn, MAX_TRACK_BATCH, PatrolLog, TrackPoint, patrol_date, patrol_log_id,
+};
 use wangge_sync_core::photo::prepare_upload;
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::device::{
@@ -47,11 +48,6 @@ use crate::types::*;
 pub trait PhoneClock: Send + Sync {
     /// Milliseconds since the Unix epoch, as the phone believes.
     fn now_ms(&self) -> i64;
-}
-
-/// China Standard Time: the day a patrol log belongs to (no daylight saving).
-fn china_time() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero"))
 }
 
 /// The largest photo file read from disk (a camera's 12-50 MP JPEG is under this).
@@ -933,7 +929,12 @@ impl Inner {
             let view = case.fold(context);
             let allowed = actor
                 .as_ref()
-                .map(|actor| allowed_actions(&view, actor, context, now))
+                .map(|actor| {
+                    view.allowed_actions(actor, context, now)
+                        .into_iter()
+                        .map(|name| name.as_str().to_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
             (view, allowed)
         });
@@ -1017,7 +1018,7 @@ impl Inner {
         edit: impl FnOnce(&mut PatrolLog, &Actor) -> Result<(), FieldError>,
     ) -> Result<String, FieldError> {
         let actor = self.actor()?;
-        let date = self.now()?.with_timezone(&china_time()).date_naive();
+        let date = patrol_date(self.now()?);
         self.edit_patrol_log_of(&actor, date, |log| edit(log, &actor), |_| Ok(()))
     }
 
@@ -1083,10 +1084,8 @@ impl Inner {
             let at = point.at_ms.saturating_add(offset);
             // `record_track` admits only times in range; a point that still is not
             // goes into today's log rather than being dropped.
-            let day = DateTime::from_timestamp_millis(at)
-                .map_or_else(|| self.now(), Ok)?
-                .with_timezone(&china_time())
-                .date_naive();
+            let day =
+                patrol_date(DateTime::from_timestamp_millis(at).map_or_else(|| self.now(), Ok)?);
             by_day.entry(day).or_default().push((
                 point.seq,
                 TrackPoint {
@@ -1303,66 +1302,6 @@ impl Inner {
             detail: format!("wiping {}: {e}", self.dir.display()),
         })
     }
-}
-
-/// The actions `actor` may take on the case now, by the same check the fold makes.
-fn allowed_actions(
-    view: &wangge_sync_core::case::CaseView,
-    actor: &Actor,
-    context: &wangge_sync_core::case::WorkflowContext<'_>,
-    now: DateTime<Utc>,
-) -> Vec<String> {
-    let team = view
-        .record
-        .category
-        .and_then(|c| context.catalog.get(&c))
-        .map(|c| c.team.clone());
-    ActionName::ALL
-        .into_iter()
-        .filter(|name| *name != ActionName::Report && *name != ActionName::Escalate)
-        .filter_map(|name| {
-            let action = match name {
-                ActionName::Dispatch => Action::Dispatch {
-                    team: team.clone()?,
-                    assignee: None,
-                },
-                ActionName::RequestExtension => Action::RequestExtension {
-                    extra: "1 working_days".parse().ok()?,
-                },
-                ActionName::DecideExtension => Action::DecideExtension { approved: true },
-                ActionName::DecideDefer => Action::DecideDefer { approved: true },
-                other => simple_action(other)?,
-            };
-            let entry = TimelineEntry {
-                id: String::new(),
-                action,
-                at: now,
-                actor: actor.clone(),
-                note: None,
-                grid: view.record.grid,
-            };
-            view.check(&entry, context)
-                .is_none()
-                .then(|| name.as_str().to_owned())
-        })
-        .collect()
-}
-
-fn simple_action(name: ActionName) -> Option<Action> {
-    Some(match name {
-        ActionName::Accept => Action::Accept,
-        ActionName::Register => Action::Register,
-        ActionName::Handle => Action::Handle,
-        ActionName::Verify => Action::Verify,
-        ActionName::Rework => Action::Rework,
-        ActionName::Close => Action::Close,
-        ActionName::Return => Action::Return,
-        ActionName::RequestDefer => Action::RequestDefer,
-        ActionName::Void => Action::Void,
-        ActionName::Reopen => Action::Reopen,
-        ActionName::Comment => Action::Comment,
-        _ => return None,
-    })
 }
 
 /// Writes `name` in `dir` so that it is whole or absent after a crash: a temporary

@@ -74,6 +74,12 @@ mod key {
     pub const WORKER_LISTS: [&str; 3] = [CHECKINS, TRACK, CASES_FOUND];
 }
 
+/// The day a patrol log of a check-in or fix at `at` belongs to: its date in Beijing
+/// time ([`crate::calendar::SHANGHAI`]), whatever the phone's own time zone.
+pub fn patrol_date(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&crate::calendar::SHANGHAI).date_naive()
+}
+
 /// The id of a worker's patrol log for a day: `patrol:<user>:<YYYY-MM-DD>`.
 pub fn patrol_log_id(user: &str, date: NaiveDate) -> String {
     format!("patrol:{user}:{date}")

@@ -387,6 +387,65 @@ impl CaseView {
         })
     }
 
+    /// The actions `actor` may take now (what an app offers as buttons): each is
+    /// tried as an entry at `now` by the same check every replica's fold makes.
+    /// Payloads are representative: a dispatch to the category's own team, an
+    /// extension of one working day, a decision granting; report and escalate (the
+    /// server's and the reporter's own) are not offered.
+    pub fn allowed_actions(
+        &self,
+        actor: &crate::role::Actor,
+        context: &WorkflowContext<'_>,
+        now: DateTime<Utc>,
+    ) -> Vec<ActionName> {
+        let team = self
+            .record
+            .category
+            .and_then(|c| context.catalog.get(&c))
+            .map(|c| c.team.clone());
+        ActionName::ALL
+            .into_iter()
+            .filter(|name| !matches!(name, ActionName::Report | ActionName::Escalate))
+            .filter(|name| {
+                let action = match name {
+                    ActionName::Dispatch => match &team {
+                        Some(team) => Action::Dispatch {
+                            team: team.clone(),
+                            assignee: None,
+                        },
+                        None => return false,
+                    },
+                    ActionName::RequestExtension => Action::RequestExtension {
+                        extra: TimeLimit::working_days(1),
+                    },
+                    ActionName::DecideExtension => Action::DecideExtension { approved: true },
+                    ActionName::DecideDefer => Action::DecideDefer { approved: true },
+                    ActionName::Accept => Action::Accept,
+                    ActionName::Register => Action::Register,
+                    ActionName::Handle => Action::Handle,
+                    ActionName::Verify => Action::Verify,
+                    ActionName::Rework => Action::Rework,
+                    ActionName::Close => Action::Close,
+                    ActionName::Return => Action::Return,
+                    ActionName::RequestDefer => Action::RequestDefer,
+                    ActionName::Void => Action::Void,
+                    ActionName::Reopen => Action::Reopen,
+                    ActionName::Comment => Action::Comment,
+                    ActionName::Report | ActionName::Escalate => return false,
+                };
+                let entry = TimelineEntry {
+                    id: String::new(),
+                    action,
+                    at: now,
+                    actor: actor.clone(),
+                    note: None,
+                    grid: self.record.grid,
+                };
+                self.check(&entry, context).is_none()
+            })
+            .collect()
+    }
+
     /// Why `entry` would be ignored if appended now, or `None` if it would apply.
     pub fn check(
         &self,

@@ -1193,3 +1193,38 @@ fn texts_are_bounded_locally_and_by_the_write_rules() {
     );
     assert_eq!(case.read().description, "路边暴露垃圾一堆");
 }
+
+#[test]
+fn the_actions_offered_are_the_ones_the_fold_would_apply() {
+    let c = cast();
+    let case = dispatched(&c);
+    let view = case.fold(&context());
+    let offered = |who: &Actor| -> Vec<&'static str> {
+        view.allowed_actions(who, &context(), at(60))
+            .into_iter()
+            .map(|a| a.as_str())
+            .collect()
+    };
+    let worker = offered(&c.sanitation);
+    assert!(worker.contains(&"handle"), "{worker:?}");
+    assert!(worker.contains(&"request_extension"), "{worker:?}");
+    assert!(
+        !worker.contains(&"close") && !worker.contains(&"dispatch"),
+        "{worker:?}"
+    );
+    // Every one offered is taken when tried for real.
+    for name in worker {
+        let action = match name {
+            "handle" => Action::Handle,
+            "comment" => Action::Comment,
+            "return" => Action::Return,
+            "request_defer" => Action::RequestDefer,
+            "request_extension" => Action::RequestExtension {
+                extra: crate::catalog::TimeLimit::working_days(1),
+            },
+            other => panic!("unexpected offer {other}"),
+        };
+        let mut copy = case.clone();
+        act(&mut copy, &c.sanitation, action, 60);
+    }
+}

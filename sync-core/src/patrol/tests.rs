@@ -401,3 +401,14 @@ fn two_phones_that_each_start_the_days_log_offline_lose_no_check_in() {
     assert_eq!(on_b.read().checkins.len(), 3);
     assert_eq!(on_b.read(), log.read());
 }
+
+#[test]
+fn a_log_belongs_to_the_beijing_date() {
+    // 23:30 UTC is 07:30 the next morning in Zhengzhou.
+    let late = Utc.with_ymd_and_hms(2026, 11, 26, 23, 30, 0).unwrap();
+    assert_eq!(patrol_date(late), day());
+    assert_eq!(
+        patrol_date(late - chrono::TimeDelta::hours(8)),
+        day().pred_opt().unwrap()
+    );
+}
