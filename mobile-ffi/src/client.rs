@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     clock: Option<Arc<dyn PhoneClock>>,
     grids: Mutex<Option<Arc<GridIndex>>>,
     push: Mutex<Option<PushHandle>>,
+    /// Held while a refresh token is spent.
+    refreshing: Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -332,6 +334,7 @@ impl FieldClient {
             clock,
             grids: Mutex::new(None),
             push: Mutex::new(None),
+            refreshing: Mutex::new(()),
         });
         Ok(Arc::new(FieldClient {
             inner,
@@ -438,9 +441,11 @@ impl Inner {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, E>,
     ) -> Result<T, FieldError> {
+        // The app's clock is read before the lock: no foreign code runs under it.
+        let now = self.local_now_ms();
         let mut guard = lock(&self.store);
         let store = guard.as_mut().ok_or(FieldError::Closed)?;
-        store.set_now(self.local_now_ms());
+        store.set_now(now);
         f(store).map_err(Into::into)
     }
 
@@ -554,6 +559,14 @@ impl Inner {
     }
 
     fn refresh(&self, session: &StoredSession) -> Result<StoredSession, FieldError> {
+        // Refresh tokens are single-use and a reuse revokes the whole login: the push
+        // thread and a sync that both find the token expired must not both spend it.
+        // The second waits here and takes what the first stored.
+        let _one_at_a_time = lock(&self.refreshing);
+        let stored = self.session()?;
+        if stored.refresh_token != session.refresh_token {
+            return Ok(stored);
+        }
         let answer = self.send_anonymous(
             "/v1/auth/refresh",
             json!({ "refresh_token": session.refresh_token }),

@@ -34,12 +34,24 @@ pub trait PushListener: Send + Sync {
 #[derive(Debug)]
 pub(crate) struct PushHandle {
     stop: Arc<AtomicBool>,
+    /// Disconnected when the thread ends.
+    ended: std::sync::mpsc::Receiver<()>,
+    thread: std::thread::ThreadId,
 }
 
+/// How long `stop` waits for the thread (it notices within [`POLL`]; a connection
+/// attempt to a silent host may take longer, and is then left to end by itself).
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
 impl PushHandle {
-    /// Asks the thread to stop (it notices within a second).
+    /// Stops the thread: once this returns, the listener is not called again (unless
+    /// the thread is stuck connecting, past [`STOP_WAIT`]). Called from a callback on
+    /// the push thread itself, it only asks.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        if std::thread::current().id() != self.thread {
+            let _ = self.ended.recv_timeout(STOP_WAIT);
+        }
     }
 }
 
@@ -57,12 +69,25 @@ pub(crate) fn start(inner: &Arc<Inner>, listener: Arc<dyn PushListener>) -> Resu
         other => Err(other),
     })?;
     let stop = Arc::new(AtomicBool::new(false));
-    inner.set_push(Some(PushHandle { stop: stop.clone() }));
-    let inner = inner.clone();
-    std::thread::Builder::new()
+    let (ended_sender, ended) = std::sync::mpsc::channel::<()>();
+    let thread_inner = inner.clone();
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
         .name("wangge-push".into())
-        .spawn(move || run(&inner, &*listener, &stop))
+        .spawn(move || {
+            run(&thread_inner, &*listener, &thread_stop);
+            // Releasing the app's listener is a call into the app: it happens before
+            // `stop` returns, never while the app is tearing down.
+            drop(listener);
+            drop(thread_inner);
+            drop(ended_sender);
+        })
         .map_err(FieldError::internal)?;
+    inner.set_push(Some(PushHandle {
+        stop,
+        ended,
+        thread: thread.thread().id(),
+    }));
     Ok(())
 }
 
@@ -81,7 +106,7 @@ fn run(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBool) {
         match connect_and_read(inner, listener, stop) {
             Ended::Stopped | Ended::Over => return,
             Ended::Lost { was_up } => {
-                if was_up {
+                if was_up && !stop.load(Ordering::SeqCst) {
                     listener.on_connection_changed(false);
                     attempt = 0;
                 }
@@ -151,12 +176,15 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
     if set_read_timeout(&socket, POLL).is_err() {
         return Ended::Lost { was_up: false };
     }
+    if stop.load(Ordering::SeqCst) {
+        return Ended::Stopped;
+    }
     listener.on_connection_changed(true);
     let mut last_ping = Instant::now();
     loop {
+        // Stopped: the app asked, so it is not called again.
         if stop.load(Ordering::SeqCst) {
             let _ = socket.close(None);
-            listener.on_connection_changed(false);
             return Ended::Stopped;
         }
         match socket.read() {

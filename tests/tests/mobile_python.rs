@@ -107,6 +107,11 @@ fn bad_input_gets_typed_errors_and_leaves_the_store_unchanged() {
 }
 
 #[test]
+fn concurrent_token_refreshes_keep_the_login() {
+    run_python("test_session", &[("WANGGE_ACCESS_TOKEN_SECONDS", "30")]);
+}
+
+#[test]
 fn kotlin_and_swift_bindings_generate() {
     let dir = tempfile::tempdir().expect("temporary directory");
     for language in ["kotlin", "swift"] {
