@@ -30,6 +30,7 @@ use crate::document::{
 use crate::grid::GridCode;
 use crate::role::{Actor, GridScope, Role, check_user_id};
 
+pub mod assess;
 pub mod track;
 
 #[cfg(test)]

@@ -194,9 +194,7 @@ impl GridIndex {
         let mut inside = false;
         let first = leaf.first_ring as usize;
         for ring in first..first + leaf.ring_count as usize {
-            let vertices =
-                &self.coords[self.ring_starts[ring] as usize..self.ring_starts[ring + 1] as usize];
-            inside ^= ring_crossings_odd(vertices, p);
+            inside ^= ring_crossings_odd(self.ring(ring), p);
         }
         inside
     }
@@ -273,6 +271,110 @@ impl GridIndex {
         }
     }
 
+    /// Every unit grid within `radius_m` metres of a GCJ-02 point, nearest first (ties
+    /// by code), with its distance: 0 inside, else to the nearest edge. Distances are
+    /// measured in a local equirectangular projection (under 0.1 % off within a few
+    /// kilometres), which is what a GPS accuracy radius can be compared with.
+    pub fn near_gcj02(&self, point: LonLat, radius_m: f64) -> Vec<(GridCode, f64)> {
+        if !(radius_m.is_finite() && radius_m >= 0.0) {
+            return Vec::new();
+        }
+        let (kx, ky) = metres_per_degree(point.lat);
+        let (d_lon, d_lat) = (radius_m / kx, radius_m / ky);
+        let envelope = AABB::from_corners(
+            [point.lon - d_lon, point.lat - d_lat],
+            [point.lon + d_lon, point.lat + d_lat],
+        );
+        let p = [point.lon, point.lat];
+        let mut found: Vec<(GridCode, f64)> = self
+            .tree
+            .locate_in_envelope_intersecting(&envelope)
+            .filter_map(|entry| {
+                let leaf = &entry.data;
+                let distance = if self.leaf_contains(entry, p) {
+                    0.0
+                } else {
+                    self.rings_distance_m(leaf.first_ring as usize, leaf.ring_count as usize, p)
+                };
+                (distance <= radius_m).then_some((leaf.code, distance))
+            })
+            .collect();
+        found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        found
+    }
+
+    /// How far a GCJ-02 point is from unit grid `code`, metres (0 inside, as
+    /// [`GridIndex::near_gcj02`] measures); `None` for a grid not in this index.
+    pub fn distance_gcj02(&self, code: GridCode, point: LonLat) -> Option<f64> {
+        let slot = self.codes.binary_search(&code).ok()?;
+        let (first, end) = (
+            self.grid_rings[slot] as usize,
+            self.grid_rings[slot + 1] as usize,
+        );
+        let p = [point.lon, point.lat];
+        let inside = (first..end).fold(false, |inside, ring| {
+            inside ^ ring_crossings_odd(self.ring(ring), p)
+        });
+        Some(if inside {
+            0.0
+        } else {
+            self.rings_distance_m(first, end - first, p)
+        })
+    }
+
+    fn ring(&self, ring: usize) -> &[[f64; 2]] {
+        &self.coords[self.ring_starts[ring] as usize..self.ring_starts[ring + 1] as usize]
+    }
+
+    /// The smallest distance from `p` to an edge of rings `first..first + count`, metres.
+    fn rings_distance_m(&self, first: usize, count: usize, p: [f64; 2]) -> f64 {
+        let (kx, ky) = metres_per_degree(p[1]);
+        let local = |c: [f64; 2]| ((c[0] - p[0]) * kx, (c[1] - p[1]) * ky);
+        let mut nearest = f64::INFINITY;
+        for ring in first..first + count {
+            let vertices = self.ring(ring);
+            let Some(&last) = vertices.last() else {
+                continue;
+            };
+            let mut a = local(last);
+            for &vertex in vertices {
+                let b = local(vertex);
+                nearest = nearest.min(origin_to_segment(a, b));
+                a = b;
+            }
+        }
+        nearest
+    }
+
+    /// The level-3 grid (三级网格) a unit grid belongs to.
+    pub fn level3_of_grid(&self, code: GridCode) -> Option<Level3Code> {
+        let slot = self.codes.binary_search(&code).ok()?;
+        self.level3_of(slot)
+    }
+
+    /// The level-3 grids with a unit grid under a code prefix (a district, street,
+    /// community or unit grid code; `""` is the whole city), in order.
+    pub fn level3_under(&self, prefix: &str) -> Vec<Level3Code> {
+        const WIDTH: usize = 15;
+        if prefix.len() > WIDTH || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Vec::new();
+        }
+        let span = 10u64.pow((WIDTH - prefix.len()) as u32);
+        let low = if prefix.is_empty() {
+            0
+        } else {
+            prefix.parse::<u64>().unwrap_or(0) * span
+        };
+        let high = low.saturating_add(span);
+        let from = self.codes.partition_point(|c| c.value() < low);
+        let to = self.codes.partition_point(|c| c.value() < high);
+        let mut level3s: Vec<Level3Code> =
+            (from..to).filter_map(|slot| self.level3_of(slot)).collect();
+        level3s.sort();
+        level3s.dedup();
+        level3s
+    }
+
     /// Unit grids whose bounding box meets the given GCJ-02 box (for map tiles, scope).
     pub fn codes_in_bbox(&self, min: LonLat, max: LonLat) -> Vec<GridCode> {
         let envelope = AABB::from_corners([min.lon, min.lat], [max.lon, max.lat]);
@@ -284,6 +386,29 @@ impl GridIndex {
         codes.sort();
         codes
     }
+}
+
+/// Metres per degree of longitude and of latitude near latitude `lat` (the spherical
+/// equirectangular approximation).
+fn metres_per_degree(lat: f64) -> (f64, f64) {
+    const PER_DEGREE_LAT: f64 = 110_574.0;
+    const PER_DEGREE_LON_AT_EQUATOR: f64 = 111_320.0;
+    (
+        PER_DEGREE_LON_AT_EQUATOR * lat.to_radians().cos().max(1e-6),
+        PER_DEGREE_LAT,
+    )
+}
+
+/// The distance from the origin to segment `a`–`b` in a plane.
+fn origin_to_segment(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let length2 = dx * dx + dy * dy;
+    let t = if length2 > 0.0 {
+        (-(a.0 * dx + a.1 * dy) / length2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (a.0 + t * dx).hypot(a.1 + t * dy)
 }
 
 /// One polygon without holes whose ring is its bounding box's four corners, each edge
