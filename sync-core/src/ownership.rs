@@ -575,6 +575,72 @@ pub fn responsible(postings: &[Posting], team: &TeamId, grid: GridCode) -> Respo
     }
 }
 
+/// Who else hears of a problem a field worker reported beyond their own authority
+/// (超出职责范围): the plan's double report (双报告) to the community's grid leader
+/// (网格长) and to the 下沉 official of the grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoubleReport {
+    /// The grid leaders posted to the grid's community or below.
+    pub grid_leaders: Vec<String>,
+    /// The 分包 supervisors posted most narrowly over the grid: a street's official
+    /// rather than the district's, the city's only when nobody narrower is posted.
+    pub officials: Vec<String>,
+}
+
+impl DoubleReport {
+    /// Everyone to tell, once each, in order.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .grid_leaders
+            .iter()
+            .chain(&self.officials)
+            .cloned()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// The double report of a case `reporter` reported in `grid` and that routing gave to
+/// `routed_team`; `None` when it is within the reporter's authority (their own team's
+/// work) or the reporter is not a field worker (the hotline, a citizen, a supervisor).
+/// The reporter is never told of their own report.
+pub fn double_report(
+    reporter: &Posting,
+    routed_team: &TeamId,
+    postings: &[Posting],
+    grid: GridCode,
+) -> Option<DoubleReport> {
+    if !reporter.role.is_field_worker() || reporter.team.as_ref() == Some(routed_team) {
+        return None;
+    }
+    let grid = Some(&grid);
+    let others = || postings.iter().filter(|p| p.user != reporter.user);
+    let mut grid_leaders: Vec<String> = others()
+        .filter(|p| p.role == Role::GridLeader && p.scope.covers(grid))
+        .map(|p| p.user.clone())
+        .collect();
+    grid_leaders.sort();
+    grid_leaders.dedup();
+    let supervisors: Vec<(crate::role::Level, &str)> = others()
+        .filter(|p| matches!(p.role, Role::DistrictSupervisor | Role::CitySupervisor))
+        .filter_map(|p| Some((p.scope.authority_over(grid)?, p.user.as_str())))
+        .collect();
+    let narrowest = supervisors.iter().map(|(level, _)| *level).min();
+    let mut officials: Vec<String> = supervisors
+        .iter()
+        .filter(|(level, _)| Some(*level) == narrowest)
+        .map(|(_, user)| (*user).to_owned())
+        .collect();
+    officials.sort();
+    officials.dedup();
+    Some(DoubleReport {
+        grid_leaders,
+        officials,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -304,3 +304,42 @@ fn patterns_are_shown_as_written() {
         assert_eq!(CategoryPattern::parse(text).unwrap().to_string(), text);
     }
 }
+
+#[test]
+fn a_report_beyond_the_reporters_team_goes_to_the_grid_leader_and_the_narrowest_official() {
+    let postings = [
+        posting(
+            "officer",
+            Role::EnforcementOfficer,
+            Some("enforcement"),
+            "410105001001",
+        ),
+        posting("leader", Role::GridLeader, None, "410105001001"),
+        posting("other-leader", Role::GridLeader, None, "410105001002"),
+        posting(
+            "street-official",
+            Role::DistrictSupervisor,
+            None,
+            "410105001",
+        ),
+        posting("district", Role::DistrictSupervisor, None, "410105"),
+        posting("city", Role::CitySupervisor, None, "*"),
+    ];
+    let officer = &postings[0];
+    let grid: GridCode = "410105001001001".parse().unwrap();
+    let water = TeamId::new("water").unwrap();
+    let told = double_report(officer, &water, &postings, grid).expect("beyond authority");
+    assert_eq!(told.grid_leaders, ["leader"]);
+    assert_eq!(told.officials, ["street-official"]);
+    assert_eq!(told.recipients(), ["leader", "street-official"]);
+    // Their own team's work is within their authority.
+    let enforcement = TeamId::new("enforcement").unwrap();
+    assert_eq!(double_report(officer, &enforcement, &postings, grid), None);
+    // Only field workers report beyond authority; a grid leader's report is not.
+    assert_eq!(double_report(&postings[1], &water, &postings, grid), None);
+    // Where no narrower official is posted, the city's is told.
+    let elsewhere: GridCode = "410103001001001".parse().unwrap();
+    let told = double_report(officer, &water, &postings, elsewhere).expect("beyond");
+    assert!(told.grid_leaders.is_empty());
+    assert_eq!(told.officials, ["city"]);
+}
