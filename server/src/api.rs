@@ -4,6 +4,7 @@
 mod assignments;
 mod blobs;
 mod cases;
+mod patrol;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,6 +77,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases", get(cases::list))
         .route("/v1/cases/{id}", get(cases::show))
         .route("/v1/cases/{id}/actions", post(cases::act))
+        .route("/v1/patrol/logs", get(patrol::list))
+        .route("/v1/patrol/logs/{id}", get(patrol::show))
+        .route("/v1/patrol/logs/{id}/track", get(patrol::track))
+        .route("/v1/patrol/logs/{id}/reviews", post(patrol::review))
+        .route("/v1/patrol/coverage", get(patrol::coverage))
+        .route("/v1/patrol/anomalies", get(patrol::anomalies))
+        .route("/v1/patrol/summary", get(patrol::summary))
         .route(
             "/v1/sync",
             // The protocol bounds requests itself (`Limits::max_request`, refused with
@@ -688,9 +696,21 @@ async fn sync(
     let span = tracing::info_span!("sync", user = %writer.user, device = %claims.dev);
     let _entered = span.enter();
     let started = std::time::Instant::now();
+    // The time the phone stamps entries with (its clock corrected by the offset it
+    // measured), so a clock hours off is flagged on its patrol check-ins.
+    let phone_clock_ms = headers
+        .get("x-wangge-clock")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
     let result = state
         .sync
-        .round(state.store.clone(), writer, body.to_vec(), now_ms())
+        .round(
+            state.store.clone(),
+            writer,
+            body.to_vec(),
+            now_ms(),
+            phone_clock_ms,
+        )
         .await;
     match result {
         Ok((reply, stats)) => {
@@ -708,6 +728,7 @@ async fn sync(
                 .sync_seconds
                 .observe(started.elapsed().as_secs_f64());
             announce(&state, &writer_device, &stats.written).await;
+            patrol::after_round(&state, &stats.written).await;
             tracing::info!(
                 stored_docs = stats.stored_docs,
                 stored_changes = stats.stored_changes,
@@ -765,6 +786,70 @@ pub async fn announce(
             }
         }
     }
+}
+
+/// An edit the API made to a loaded document, to store like a device's.
+pub(crate) struct ApiEdit {
+    pub id: String,
+    pub kind: wangge_sync_core::sync::DocKind,
+    /// The heads the document was loaded at.
+    pub before: Vec<automerge::ChangeHash>,
+    /// The document with the edit.
+    pub doc: automerge::Automerge,
+    /// Its meta after the edit.
+    pub meta: wangge_sync_core::sync::DocMeta,
+    /// Its meta as loaded.
+    pub previous: wangge_sync_core::sync::DocMeta,
+}
+
+/// Stores an API edit like a device's: only its new changes, merged with whatever
+/// came meanwhile (no heads condition), the derived rows in the same transaction,
+/// then announced to the other devices as written by `writer_device`.
+pub(crate) async fn store_edit(
+    state: &AppState,
+    writer_device: &str,
+    edit: ApiEdit,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    use wangge_sync_core::sync::server::{DocWrite, Merged, Written};
+    let ApiEdit {
+        id,
+        kind,
+        before,
+        doc,
+        meta,
+        previous,
+    } = edit;
+    let changes: Vec<Vec<u8>> = doc
+        .get_changes(&before)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let write = DocWrite {
+        id: id.clone(),
+        kind,
+        changes,
+        meta: meta.clone(),
+        heads: doc.get_heads(),
+        merged: Some(Merged::new(before, doc)),
+    };
+    let derive = crate::cases::Materializer {
+        rules: &state.sync.rules,
+        now: now_ms,
+        clock_skew_ms: None,
+    };
+    state
+        .store
+        .document_write(&write, None, &derive, now_ms)
+        .await?;
+    let written = [Written {
+        id,
+        kind,
+        meta,
+        previous: Some(previous),
+    }];
+    announce(state, writer_device, &written).await;
+    Ok(())
 }
 
 fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {

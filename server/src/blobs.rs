@@ -564,7 +564,11 @@ impl Blobs {
     /// keeps its photo longer; the next write of that case corrects it.
     pub async fn backfill(&self, rules: &crate::cases::CaseRules) -> Result<u64, StoreError> {
         use crate::store::cases::Derive as _;
-        let materializer = crate::cases::Materializer { rules, now: 0 };
+        let materializer = crate::cases::Materializer {
+            rules,
+            now: 0,
+            clock_skew_ms: None,
+        };
         let mut after = String::new();
         let mut cases = 0;
         loop {

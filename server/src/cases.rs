@@ -17,6 +17,8 @@ use wangge_sync_core::case::{Action, CaseDocument, CaseView, Status, WorkflowCon
 use wangge_sync_core::catalog::Catalog;
 use wangge_sync_core::grid::{GridCode, GridIndex};
 use wangge_sync_core::ownership::{Ownership, Posting};
+use wangge_sync_core::patrol::PatrolLog;
+use wangge_sync_core::patrol::assess::{PatrolRules, Receipt, assess};
 use wangge_sync_core::role::{Actor, GridScope, Role};
 use wangge_sync_core::sync::server::Automate;
 use wangge_sync_core::sync::{DocKind, DocMeta};
@@ -54,8 +56,12 @@ impl CaseRules {
 pub struct Materializer<'a> {
     /// The rules.
     pub rules: &'a CaseRules,
-    /// Now (ms), the row's `updated_at`.
+    /// Now (ms), the row's `updated_at`, and the receive time of a patrol check-in
+    /// first stored now.
     pub now: i64,
+    /// On a device's sync round: the phone's clock minus the server's, as the phone
+    /// told it (`X-Wangge-Clock`), for the patrol log's clock flags.
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl Derive for Materializer<'_> {
@@ -70,13 +76,28 @@ impl Derive for Materializer<'_> {
                     meta: DocMeta::of_case(&view),
                     case: Some(case_row(id, &view, self.now)),
                     photos: photos.into_iter().collect(),
+                    patrol: None,
                 }
             }
-            DocKind::PatrolLog => Derived {
-                meta: DocMeta::of(kind, doc, &context).1,
-                case: None,
-                photos: Vec::new(),
-            },
+            DocKind::PatrolLog => {
+                let record = PatrolLog::from_automerge(doc.clone()).read();
+                let receipt = Receipt {
+                    now_ms: self.now,
+                    clock_skew_ms: self.clock_skew_ms,
+                };
+                let assessment = assess(
+                    &record,
+                    self.rules.grids.as_deref(),
+                    receipt,
+                    &PatrolRules::default(),
+                );
+                Derived {
+                    meta: DocMeta::of(kind, doc, &context).1,
+                    case: None,
+                    photos: Vec::new(),
+                    patrol: crate::patrol::rows_of(id, &record, &assessment, receipt),
+                }
+            }
         }
     }
 }

@@ -82,6 +82,12 @@ pub fn escalate_every_from_env() -> Result<std::time::Duration, String> {
     seconds_from_env("WANGGE_ESCALATE_SECONDS", 60)
 }
 
+/// `WANGGE_PATROL_DUTY_SECONDS` (default 300): how often today's patrol duties are
+/// snapshotted for the field workers who have none yet.
+pub fn patrol_duty_every_from_env() -> Result<std::time::Duration, String> {
+    seconds_from_env("WANGGE_PATROL_DUTY_SECONDS", 300)
+}
+
 /// `WANGGE_SYNC_ROUNDS` (1..=1024; default twice the cores): how many sync rounds run
 /// at once; the others wait their turn in line.
 pub fn sync_rounds_from_env() -> Result<usize, String> {

@@ -78,7 +78,11 @@ pub async fn escalate_overdue_cases(
             heads: case.automerge().get_heads(),
             merged: Some(Merged::new(before.clone(), case.into_automerge())),
         };
-        let derive = Materializer { rules, now: now_ms };
+        let derive = Materializer {
+            rules,
+            now: now_ms,
+            clock_skew_ms: None,
+        };
         match store
             .document_write(&write, Some(&before), &derive, now_ms)
             .await

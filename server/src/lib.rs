@@ -10,6 +10,7 @@ pub mod doc_cache;
 pub mod escalation;
 pub mod grids;
 pub mod metrics;
+pub mod patrol;
 pub mod photos;
 pub mod push;
 pub mod store;

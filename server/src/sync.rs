@@ -76,13 +76,15 @@ impl SyncEngine {
     }
 
     /// Runs one round for `writer` (the signed-in device) on `request`; returns the
-    /// encoded reply.
+    /// encoded reply. `phone_clock_ms` is the time the phone stamps entries with, as it
+    /// sent it, for the patrol log's clock flags.
     pub async fn round(
         self: &Arc<Self>,
         store: Arc<dyn Store>,
         writer: Actor,
         request: Vec<u8>,
         now: i64,
+        phone_clock_ms: Option<i64>,
     ) -> Result<(Vec<u8>, RoundStats), SyncError> {
         let guard = self.lock_for(&writer.device).lock_owned().await;
         let permit = Arc::clone(&self.running)
@@ -114,6 +116,7 @@ impl SyncEngine {
                 store: Arc::clone(&store),
                 handle: handle.clone(),
                 now,
+                clock_skew_ms: phone_clock_ms.map(|phone| phone - now),
                 rules: &engine.rules,
                 cache: &engine.documents,
             };
@@ -129,6 +132,7 @@ struct BlockingStorage<'a> {
     store: Arc<dyn Store>,
     handle: Handle,
     now: i64,
+    clock_skew_ms: Option<i64>,
     rules: &'a CaseRules,
     cache: &'a DocumentCache,
 }
@@ -198,6 +202,7 @@ impl ServerStorage for BlockingStorage<'_> {
         let derive = Materializer {
             rules: self.rules,
             now: self.now,
+            clock_skew_ms: self.clock_skew_ms,
         };
         self.handle
             .block_on(self.store.sync_commit(&commit, &derive, self.now))?;

@@ -101,6 +101,7 @@ async fn an_overdue_case_is_escalated_once_per_step_on_every_backend() {
         let derive = Materializer {
             rules: &rules,
             now: 0,
+            clock_skew_ms: None,
         };
         let refused = store.document_write(&write, Some(&stale), &derive, 0).await;
         assert!(

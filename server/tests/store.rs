@@ -405,6 +405,7 @@ impl wangge_server::store::cases::Derive for FixedRow {
             meta: wangge_sync_core::sync::DocMeta::default(),
             case: Some(self.0.clone()),
             photos: Vec::new(),
+            patrol: None,
         }
     }
 }

@@ -81,7 +81,7 @@ impl Phone {
     ) -> Option<RoundReport> {
         let request = self.session.prepare(&mut self.store).expect("prepare");
         let (reply, _) = engine
-            .round(store.clone(), self.actor.clone(), request, 0)
+            .round(store.clone(), self.actor.clone(), request, 0, None)
             .await
             .expect("round");
         if lose {
@@ -292,6 +292,7 @@ async fn a_reply_serial_is_claimed_once() {
         let derive = wangge_server::cases::Materializer {
             rules: &rules,
             now: 0,
+            clock_skew_ms: None,
         };
         store
             .sync_commit(&first, &derive, 0)

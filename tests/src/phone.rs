@@ -3,8 +3,11 @@
 
 use serde_json::{Value, json};
 use wangge_sync_core::calendar::WorkCalendar;
-use wangge_sync_core::case::{Action, CaseDocument, CaseView, WorkflowContext};
+use wangge_sync_core::case::{
+    Action, CaseDocument, CaseView, NewCase, Position, Source, WorkflowContext,
+};
 use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::grid::GridCode;
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::device::{DeviceSession, RoundReport};
 use wangge_sync_core::sync::memory::MemoryDevice;
@@ -26,6 +29,9 @@ pub struct Phone {
     pub store: MemoryDevice,
     /// The sync state machine.
     pub session: DeviceSession,
+    /// How far ahead of the server this phone's clock is, when it tells the server its
+    /// clock on each round (`X-Wangge-Clock`); `None`: it does not (an old app).
+    pub clock_ahead_ms: Option<i64>,
 }
 
 /// The catalogue and the standard calendar.
@@ -59,6 +65,7 @@ impl Phone {
             actor,
             store: MemoryDevice::new(),
             session: DeviceSession::new(Limits::default(), user.len() as u64),
+            clock_ahead_ms: None,
         }
     }
 
@@ -75,11 +82,17 @@ impl Phone {
         content_type: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), ureq::Error> {
-        let mut response = http()
+        let mut request = http()
             .post(url)
             .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", content_type)
-            .send(body)?;
+            .header("Content-Type", content_type);
+        if let Some(ahead) = self.clock_ahead_ms {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            request = request.header("X-Wangge-Clock", (now + ahead).to_string());
+        }
+        let mut response = request.send(body)?;
         let status = response.status().as_u16();
         let bytes = response.body_mut().read_to_vec()?;
         Ok((status, bytes))
@@ -119,6 +132,41 @@ impl Phone {
     pub fn write(&mut self, id: &str, case: &CaseDocument) {
         DeviceSession::record_local(&mut self.store, id, DocKind::Case, case.automerge())
             .expect("store");
+    }
+
+    /// Stores any other document written on the phone (a patrol log).
+    /// `GET path` with this phone's token: the status and the JSON answer.
+    pub fn get(&self, server: &Server, path: &str) -> (u16, Value) {
+        answer(
+            http()
+                .get(server.url(path))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call(),
+        )
+    }
+
+    /// A case this phone's user reports offline on patrol (at a fixed time), written
+    /// for the next sync.
+    pub fn report(&mut self, id: &str, category: &str, grid: GridCode, at: Position) {
+        let new = NewCase {
+            id: id.into(),
+            category: category.parse().expect("category"),
+            location: at,
+            grid: Some(grid),
+            address: "金水区 花园路".into(),
+            description: "井盖缺失，路口东侧".into(),
+            source: Source::Patrol,
+            source_ref: None,
+            caller: None,
+        };
+        let when = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
+        let case =
+            CaseDocument::create(&new, &self.actor, &format!("{id}-report"), when).expect("report");
+        self.write(id, &case);
+    }
+
+    pub fn write_doc(&mut self, id: &str, kind: DocKind, doc: &automerge::Automerge) {
+        DeviceSession::record_local(&mut self.store, id, kind, doc).expect("store");
     }
 
     /// Opens the push socket, with a read timeout.

@@ -7,8 +7,7 @@
 //! server fold the same case. Plus the scope of `/v1/cases` and refused actions.
 
 use serde_json::{Value, json};
-use wangge_sync_core::case::{Action, CaseDocument, NewCase, Position, Source, Status};
-use wangge_sync_core::grid::GridCode;
+use wangge_sync_core::case::{Action, Status};
 use wangge_tests::phone::Phone;
 use wangge_tests::places::{JINSHUI, import_grids, two_places};
 use wangge_tests::{Server, answer, databases, http};
@@ -39,15 +38,6 @@ fn officer_and_maintenance(url: &str, community: &str) {
     );
 }
 
-fn get(server: &Server, phone: &Phone, path: &str) -> (u16, Value) {
-    answer(
-        http()
-            .get(server.url(path))
-            .header("Authorization", format!("Bearer {}", phone.token))
-            .call(),
-    )
-}
-
 fn act(server: &Server, phone: &Phone, id: &str, body: Value) -> (u16, Value) {
     answer(
         http()
@@ -64,25 +54,6 @@ fn listed(body: &Value) -> Vec<String> {
         .iter()
         .map(|c| c["id"].as_str().expect("id").to_owned())
         .collect()
-}
-
-/// A report written on the phone, offline.
-fn report(phone: &mut Phone, id: &str, category: &str, grid: GridCode, at: Position) {
-    let new = NewCase {
-        id: id.into(),
-        category: category.parse().expect("category"),
-        location: at,
-        grid: Some(grid),
-        address: "金水区 花园路".into(),
-        description: "井盖缺失，路口东侧".into(),
-        source: Source::Patrol,
-        source_ref: None,
-        caller: None,
-    };
-    let when = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
-    let case =
-        CaseDocument::create(&new, &phone.actor, &format!("{id}-report"), when).expect("report");
-    phone.write(id, &case);
 }
 
 #[test]
@@ -113,7 +84,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         // Reported offline: C0102 污水井盖 (a sewage manhole cover), dispatched at once
         // by the built-in rules. The server's dispatch comes back in the same reply.
         let id = "0193f0a0-0000-7000-8000-0000000000c1";
-        report(&mut officer, id, "C0102", grid, position);
+        officer.report(id, "C0102", grid, position);
         let round = officer.sync(&server);
         assert_eq!(round.acknowledged, 1, "{backend}");
         let on_officer = officer.fold(id);
@@ -129,7 +100,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         assert_eq!(maint.fold(id).status, Some(Status::Dispatched));
 
         // The server's view, materialized in the same transaction.
-        let (status, body) = get(&server, &supervisor, &format!("/v1/cases?grid={community}"));
+        let (status, body) = supervisor.get(&server, &format!("/v1/cases?grid={community}"));
         assert_eq!(status, 200, "{body}");
         assert_eq!(listed(&body), vec![id.to_owned()], "{backend}");
         let row = &body["cases"][0];
@@ -143,7 +114,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         // Handled offline, synced.
         maint.act(id, Action::Handle, 30);
         maint.sync(&server);
-        let (_, body) = get(&server, &supervisor, "/v1/cases?status=handled");
+        let (_, body) = supervisor.get(&server, "/v1/cases?status=handled");
         assert_eq!(listed(&body), vec![id.to_owned()], "{backend}");
 
         // A worker may not verify; out of scope is not found; nonsense is refused.
@@ -174,7 +145,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         assert_eq!(body["status_zh"], "已结案");
 
         // The same folded case everywhere.
-        let (status, shown) = get(&server, &supervisor, &format!("/v1/cases/{id}"));
+        let (status, shown) = supervisor.get(&server, &format!("/v1/cases/{id}"));
         assert_eq!(status, 200, "{shown}");
         assert_eq!(shown["case"]["status"], "closed");
         assert!(shown["case"]["closed_at"].is_i64());
@@ -220,23 +191,19 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
         }
 
         // Scope: the other community's worker sees nothing of it.
-        let (status, _) = get(&server, &outsider, &format!("/v1/cases/{id}"));
+        let (status, _) = outsider.get(&server, &format!("/v1/cases/{id}"));
         assert_eq!(status, 404, "{backend}");
-        let (_, body) = get(&server, &outsider, "/v1/cases");
+        let (_, body) = outsider.get(&server, "/v1/cases");
         assert!(listed(&body).is_empty(), "{backend}: {body}");
-        let (_, body) = get(&server, &officer, "/v1/cases");
+        let (_, body) = officer.get(&server, "/v1/cases");
         assert_eq!(listed(&body), vec![id.to_owned()], "{backend}: own grid");
 
         // A queued category waits for the dispatcher, routed to nobody yet.
         let queued = "0193f0a0-0000-7000-8000-0000000000c2";
-        report(&mut officer, queued, "E0102", grid, position);
+        officer.report(queued, "E0102", grid, position);
         officer.sync(&server);
         assert_eq!(officer.fold(queued).status, Some(Status::Reported));
-        let (_, body) = get(
-            &server,
-            &supervisor,
-            "/v1/cases?status=reported&category=E01",
-        );
+        let (_, body) = supervisor.get(&server, "/v1/cases?status=reported&category=E01");
         assert_eq!(listed(&body), vec![queued.to_owned()], "{backend}");
         assert_eq!(body["cases"][0]["team"], Value::Null);
 
@@ -247,14 +214,14 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
             "/v1/cases?limit=0",
             "/v1/cases?category=X1",
         ] {
-            let (status, body) = get(&server, &supervisor, bad);
+            let (status, body) = supervisor.get(&server, bad);
             assert_eq!(
                 (status, body["error"]["code"].as_str()),
                 (400, Some("invalid_query")),
                 "{bad}"
             );
         }
-        let (status, _) = get(&server, &supervisor, "/v1/cases/no-such-case");
+        let (status, _) = supervisor.get(&server, "/v1/cases/no-such-case");
         assert_eq!(status, 404);
 
         // What an operator watches.
@@ -310,7 +277,7 @@ fn a_case_reclassified_after_its_dispatch_goes_to_the_new_team() {
 
         // A sewage manhole cover (C0102): municipal maintenance's, dispatched at once.
         let id = "0193f0a0-0000-7000-8000-0000000000d1";
-        report(&mut officer, id, "C0102", grid, position);
+        officer.report(id, "C0102", grid, position);
         officer.sync(&server);
         let first = officer.fold(id).assignment.expect("dispatched");
         assert_eq!(first.assignee.as_deref(), Some("maint"), "{backend}");
@@ -340,7 +307,7 @@ fn a_case_reclassified_after_its_dispatch_goes_to_the_new_team() {
             assert_eq!(view.counts.returns, 1);
             assert_eq!(view.counts.dispatches, 2);
         }
-        let (status, shown) = get(&server, &acceptor, &format!("/v1/cases/{id}"));
+        let (status, shown) = acceptor.get(&server, &format!("/v1/cases/{id}"));
         assert_eq!(status, 200, "{shown}");
         assert_eq!(shown["case"]["team"], "water", "{backend}");
         assert_eq!(shown["case"]["assignee"], "plumber");
@@ -377,7 +344,7 @@ fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
     push.expect("hello");
 
     let id = "0193f0a0-0000-7000-8000-0000000000d1";
-    report(&mut officer, id, "C0102", grid, position);
+    officer.report(id, "C0102", grid, position);
     officer.sync(&node_a);
     assert_eq!(push.expect("dispatch")["case"], json!(id));
     let round = maint.sync(&node_b);
@@ -415,8 +382,7 @@ fn a_server_killed_in_the_middle_of_sync_rounds_loses_nothing_it_acknowledged() 
         let mut cut = 0;
         for (attempt, delay_ms) in [0u64, 10, 40, 100, 250, 1500].into_iter().enumerate() {
             for n in 0..25 {
-                report(
-                    &mut officer,
+                officer.report(
                     &format!("0193f0a0-0000-7000-8000-{attempt:04}{n:08}"),
                     "E0102",
                     grid,
@@ -465,7 +431,7 @@ fn a_server_killed_in_the_middle_of_sync_rounds_loses_nothing_it_acknowledged() 
             "{backend}: everything delivered after the restarts"
         );
         let supervisor = Phone::login(&server, "supervisor", PASSWORD);
-        let (status, body) = get(&server, &supervisor, "/v1/cases?limit=500");
+        let (status, body) = supervisor.get(&server, "/v1/cases?limit=500");
         assert_eq!(status, 200, "{body}");
         let mut ids = listed(&body);
         ids.sort();
@@ -567,7 +533,7 @@ fn the_scope_matrix_of_the_case_endpoints() {
         let server = Server::start(url, &[]);
         let mut officer = Phone::login(&server, "officer", PASSWORD);
         let id = "0193f0a0-0000-7000-8000-0000000000e1";
-        report(&mut officer, id, "C0102", grid, position);
+        officer.report(id, "C0102", grid, position);
         officer.sync(&server);
         // Dispatched by the server to maint, posted there; maint handles it.
         let maint = Phone::login(&server, "maint", PASSWORD);
@@ -575,9 +541,9 @@ fn the_scope_matrix_of_the_case_endpoints() {
         assert_eq!(status, 200, "{backend}: {body}");
         for (user, _, _, _, read, comment, verify) in matrix {
             let phone = Phone::login(&server, user, PASSWORD);
-            let (status, body) = get(&server, &phone, &format!("/v1/cases/{id}"));
+            let (status, body) = phone.get(&server, &format!("/v1/cases/{id}"));
             assert_eq!(status, read, "{backend}: {user} reads: {body}");
-            let (_, list) = get(&server, &phone, "/v1/cases");
+            let (_, list) = phone.get(&server, "/v1/cases");
             assert_eq!(
                 listed(&list).contains(&id.to_owned()),
                 read == 200,

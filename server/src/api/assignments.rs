@@ -185,6 +185,17 @@ pub(super) async fn set_posting(
         .audit(now_ms(), &me.id, "user.assign", &detail)
         .await?;
     tracing::info!(by = %me.id, posting = %detail, "posting changed through the API");
+    // Today's patrol duties follow the new posting; past days keep theirs.
+    let now = now_ms();
+    crate::patrol::ensure_duties(
+        state.store.as_ref(),
+        state.grids.as_deref(),
+        &id,
+        crate::patrol::today(now),
+        true,
+        now,
+    )
+    .await?;
     let previous = json!({
         "role": role_json(user.role),
         "team": user.team.as_ref().map(team_json),

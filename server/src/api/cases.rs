@@ -11,11 +11,10 @@ use serde_json::{Value, json};
 use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError};
 use wangge_sync_core::catalog::{TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
-use wangge_sync_core::sync::server::{DocWrite, Merged, Written};
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope, load_chunks};
 
 use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
-use crate::cases::{Materializer, view_json};
+use crate::cases::view_json;
 use crate::store::cases::{CaseFilter, CaseRow};
 
 /// Now, as a time (the server's clock; chrono's clock feature is not built).
@@ -338,40 +337,17 @@ pub(super) async fn act(
                 other.to_string(),
             ),
         })?;
-    let changes: Vec<Vec<u8>> = doc
-        .automerge()
-        .get_changes(&before)
-        .iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect();
     let view = doc.fold(&context);
-    let meta = DocMeta::of_case(&view);
-    let write = DocWrite {
+    let edit = super::ApiEdit {
         id: id.clone(),
         kind: DocKind::Case,
-        changes,
-        meta: meta.clone(),
-        heads: doc.automerge().get_heads(),
-        merged: Some(Merged::new(before, doc.into_automerge())),
+        before,
+        meta: DocMeta::of_case(&view),
+        previous: meta_of(&row),
+        doc: doc.into_automerge(),
     };
-    let now_ms = now.timestamp_millis();
-    let derive = Materializer {
-        rules: &state.sync.rules,
-        now: now_ms,
-    };
-    // No heads condition: like any device's edit, it merges with what came meanwhile.
-    state
-        .store
-        .document_write(&write, None, &derive, now_ms)
-        .await?;
-    let written = [Written {
-        id: id.clone(),
-        kind: DocKind::Case,
-        meta,
-        previous: Some(meta_of(&row)),
-    }];
+    super::store_edit(&state, &claims.act, edit, now.timestamp_millis()).await?;
     state.metrics.case_actions.inc();
-    super::announce(&state, &claims.act, &written).await;
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state
         .store

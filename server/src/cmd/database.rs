@@ -216,6 +216,8 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
     tokio::spawn(escalate_periodically(state.clone(), escalate_every));
     tokio::spawn(collect_photos_periodically(state.clone()));
+    let duty_every = config::patrol_duty_every_from_env().map_err(anyhow::Error::msg)?;
+    tokio::spawn(snapshot_duties_periodically(state.clone(), duty_every));
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -248,6 +250,27 @@ async fn escalate_periodically(state: AppState, every: std::time::Duration) {
         {
             Ok(written) => api::announce(&state, "server", &written).await,
             Err(error) => tracing::error!(%error, "overdue escalation pass failed"),
+        }
+    }
+}
+
+/// Snapshots today's patrol duties every `every` (see `wangge_server::patrol`): the
+/// first pass at start, so a day's duties exist before anyone syncs.
+async fn snapshot_duties_periodically(state: AppState, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match wangge_server::patrol::duty_pass(
+            state.store.as_ref(),
+            state.grids.as_deref(),
+            api::now_ms(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(written) => tracing::info!(written, "patrol duties snapshotted for today"),
+            Err(error) => tracing::error!(%error, "patrol duty pass failed"),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Derived {
     pub case: Option<CaseRow>,
     /// The photos a case references (SHA-256 hex), sorted, each once.
     pub photos: Vec<String>,
+    /// For a patrol log with a worker and a day: its rows.
+    pub patrol: Option<super::patrol::PatrolRows>,
 }
 
 /// A case as folded, as stored in `cases` and listed by `GET /v1/cases`.

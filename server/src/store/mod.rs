@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod cases;
+pub mod patrol;
 mod postgres;
 mod sqlite;
 pub mod sync;
@@ -181,7 +182,14 @@ pub struct StoredGrid {
 
 /// Every storage operation the server needs.
 pub trait Store:
-    sync::SyncStore + cases::CaseStore + blobs::BlobStore + Fanout + Send + Sync + 'static
+    sync::SyncStore
+    + cases::CaseStore
+    + blobs::BlobStore
+    + patrol::PatrolStore
+    + Fanout
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database.
     fn backend(&self) -> Backend;

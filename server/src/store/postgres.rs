@@ -54,6 +54,7 @@ impl_store!(PostgresStore, Postgres, Backend::Postgres);
 impl_sync_store!(PostgresStore, Postgres);
 super::cases::impl_case_store!(PostgresStore, Postgres);
 super::blobs::impl_blob_store!(PostgresStore, Postgres);
+super::patrol::impl_patrol_store!(PostgresStore, Postgres);
 
 impl super::Fanout for PostgresStore {
     fn publish<'a>(&'a self, message: &'a str) -> super::StoreFuture<'a, ()> {

@@ -831,6 +831,9 @@ macro_rules! impl_sync_store {
                 // A document without chunks before this write is new: it has no rows.
                 replace_case_photos(tx, &write.id, &derived.photos, chunks == 0, now).await?;
             }
+            if let Some(patrol) = &derived.patrol {
+                write_patrol(tx, patrol).await?;
+            }
             Ok(())
         }
 

@@ -203,6 +203,7 @@ pub async fn store_case(
     let derive = wangge_server::cases::Materializer {
         rules: &rules,
         now: 0,
+        clock_skew_ms: None,
     };
     store
         .document_write(&write, None, &derive, 0)
