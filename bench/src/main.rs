@@ -9,6 +9,7 @@ mod http;
 mod ingest;
 mod memory;
 mod mobile;
+mod patrol;
 mod phone;
 mod photos;
 mod push;
@@ -43,6 +44,10 @@ enum Command {
     /// The phone library (mobile-ffi) against the server: bootstrap of N cases,
     /// `sync_now` after a day offline, memory with the cases loaded.
     Phone(mobile::PhoneArgs),
+    /// Walk-patrol coverage (见巡率) with a city's month of patrol rows seeded straight
+    /// into a fresh database: a district-day and the city's month, through the
+    /// server's own queries.
+    Patrol(patrol::PatrolArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +70,7 @@ fn main() -> std::process::ExitCode {
                 Command::Memory(args) => memory::run(args).await,
                 Command::Photos(args) => photos::run(args).await,
                 Command::Phone(args) => mobile::run(args).await,
+                Command::Patrol(args) => patrol::run(args).await,
             }
         };
         // On Ctrl-C the work is dropped, and with it the server (killed) and the
