@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/patrol/coverage", get(patrol::coverage))
         .route("/v1/patrol/anomalies", get(patrol::anomalies))
         .route("/v1/patrol/summary", get(patrol::summary))
+        .route("/v1/double-reports", get(patrol::double_reports))
         .route(
             "/v1/sync",
             // The protocol bounds requests itself (`Limits::max_request`, refused with
@@ -729,6 +730,7 @@ async fn sync(
                 .observe(started.elapsed().as_secs_f64());
             announce(&state, &writer_device, &stats.written).await;
             patrol::after_round(&state, &stats.written).await;
+            tell_double_reports(&state, &stats.written).await;
             tracing::info!(
                 stored_docs = stats.stored_docs,
                 stored_changes = stats.stored_changes,
@@ -850,6 +852,28 @@ pub(crate) async fn store_edit(
     }];
     announce(state, writer_device, &written).await;
     Ok(())
+}
+
+/// After a round: the double reports (双报告) of the cases it stored first, pushed to
+/// the users newly told, on this node and the others.
+async fn tell_double_reports(
+    state: &AppState,
+    written: &[wangge_sync_core::sync::server::Written],
+) {
+    for told in crate::double_report::after_round(state.store.as_ref(), written, now_ms()).await {
+        state.push.tell(
+            &told.users,
+            &crate::push::Notice::DoubleReport {
+                case: told.case.clone(),
+            },
+        );
+        if state.store.backend() == crate::store::Backend::Postgres {
+            let message = state.push.tell_other_nodes(&told.users, &told.case);
+            if let Err(error) = state.store.publish(&message).await {
+                tracing::warn!(%error, "fan-out of a double report failed");
+            }
+        }
+    }
 }
 
 fn sync_error(error: wangge_sync_core::sync::server::SyncError) -> ApiError {

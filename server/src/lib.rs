@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod cases;
 pub mod config;
 pub mod doc_cache;
+pub mod double_report;
 pub mod escalation;
 pub mod grids;
 pub mod metrics;

@@ -5,7 +5,9 @@
 //!
 //! Notices: `hello` on connect; `sync_now` when a sync round wrote documents the
 //! device may receive now or could before (so it fetches them, or evicts them);
-//! `dispatch` when a case is newly dispatched (派遣) to the device's user; `revoked`
+//! `dispatch` when a case is newly dispatched (派遣) to the device's user;
+//! `double_report` to the grid leader and 下沉 official told of a report beyond its
+//! reporter's authority (双报告, `crate::double_report`); `revoked`
 //! just before the server closes the socket of a revoked device (checked every
 //! `check_every`, so within a minute of `wangge device revoke`).
 //!
@@ -46,6 +48,12 @@ pub enum Notice {
     },
     /// The device is revoked; the socket closes.
     Revoked,
+    /// A field worker reported a problem beyond their authority in this user's grid
+    /// (双报告): the grid leader and the 下沉 official are told.
+    DoubleReport {
+        /// The case id.
+        case: String,
+    },
 }
 
 /// The most documents one fan-out message names (PostgreSQL's NOTIFY payload is
@@ -185,6 +193,22 @@ fn meta_from_json(value: &serde_json::Value) -> Option<DocMeta> {
 }
 
 impl PushHub {
+    /// Sends `notice` to every device of `users` online on this node.
+    pub fn tell(&self, users: &[String], notice: &Notice) {
+        for connection in self.lock().iter().filter(|c| users.contains(&c.scope.user)) {
+            let _ = connection.sender.send(notice.clone());
+        }
+    }
+
+    /// A double report's notice for the other nodes' devices of `users`.
+    pub fn tell_other_nodes(&self, users: &[String], case: &str) -> String {
+        serde_json::json!({
+            "node": self.node,
+            "tell": { "users": users, "double_report": case },
+        })
+        .to_string()
+    }
+
     /// What a round by `writer` wrote, as messages for the other nodes.
     pub fn to_other_nodes(&self, writer: &str, written: &[Written]) -> Vec<String> {
         written
@@ -216,6 +240,24 @@ impl PushHub {
         if value["node"].as_str() == Some(self.node.as_str()) {
             return;
         }
+        if let Some(tell) = value.get("tell") {
+            let users: Option<Vec<String>> = tell["users"].as_array().and_then(|users| {
+                users
+                    .iter()
+                    .map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            });
+            match (users, tell["double_report"].as_str()) {
+                (Some(users), Some(case)) => self.tell(
+                    &users,
+                    &Notice::DoubleReport {
+                        case: case.to_owned(),
+                    },
+                ),
+                _ => tracing::warn!(message, "malformed fan-out message"),
+            }
+            return;
+        }
         let writer = value["writer"].as_str().unwrap_or_default();
         let written: Option<Vec<Written>> = value["written"]
             .as_array()
@@ -237,5 +279,45 @@ impl PushHub {
             Some(written) => self.written(writer, &written),
             None => tracing::warn!(message, "malformed fan-out message"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wangge_sync_core::role::{GridScope, Role};
+
+    fn scope(user: &str) -> UserScope {
+        UserScope {
+            user: user.to_owned(),
+            role: Role::GridLeader,
+            grids: GridScope::everywhere(),
+        }
+    }
+
+    #[test]
+    fn a_double_report_told_on_one_node_reaches_its_users_on_another() {
+        let (a, b) = (
+            PushHub::new(Duration::from_secs(30)),
+            PushHub::new(Duration::from_secs(30)),
+        );
+        let (_, mut leader) = b.register("device-1", scope("leader"));
+        let (_, mut other) = b.register("device-2", scope("other"));
+        let message = a.tell_other_nodes(&["leader".to_owned()], "case-1");
+        // A node skips its own message; the other applies it.
+        a.from_other_node(&message);
+        b.from_other_node(&message);
+        let told = Notice::DoubleReport {
+            case: "case-1".into(),
+        };
+        assert_eq!(leader.try_recv().ok(), Some(told));
+        assert!(leader.try_recv().is_err() && other.try_recv().is_err());
+        // Malformed: nothing sent, nothing panics.
+        b.from_other_node(r#"{"node":"x","tell":{"users":[1],"double_report":"c"}}"#);
+        assert!(leader.try_recv().is_err());
+        assert_eq!(
+            serde_json::to_value(Notice::DoubleReport { case: "c".into() }).ok(),
+            Some(serde_json::json!({"type": "double_report", "case": "c"}))
+        );
     }
 }

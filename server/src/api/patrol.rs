@@ -807,6 +807,30 @@ fn summary_csv(rows: &[Value]) -> String {
     out
 }
 
+/// `GET /v1/double-reports` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DoubleReportsQuery {
+    /// At most this many (1–1000, default 100).
+    limit: Option<i64>,
+}
+
+/// `GET /v1/double-reports`: the double reports (双报告) the caller was told of, newest
+/// first: cases field workers reported beyond their authority in the caller's grids.
+pub(super) async fn double_reports(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+    QueryParams(query): QueryParams<DoubleReportsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = current_user(&state, &claims).await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_request("invalid_query", "limit: 1 to 1000"));
+    }
+    let rows = state.store.double_reports_for(&user.id, limit).await?;
+    Ok(Json(json!({ "double_reports": rows })))
+}
+
 /// After a device's round: the duties of each written log's worker and day are
 /// snapshotted if not yet (a log synced days later is judged against the posting as
 /// it was when the server first saw that day, or as it is now).

@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod cases;
+pub mod double_reports;
 pub mod patrol;
 mod postgres;
 mod sqlite;
@@ -186,6 +187,7 @@ pub trait Store:
     + cases::CaseStore
     + blobs::BlobStore
     + patrol::PatrolStore
+    + double_reports::DoubleReportStore
     + Fanout
     + Send
     + Sync
