@@ -3,8 +3,9 @@
 //! 20,000 check-ins; a month for the city within 2 s, on SQLite and on PostgreSQL).
 //!
 //! The rows are seeded straight into a fresh database with bulk SQL, shaped as the
-//! server writes them (`patrol_worker_days`, `patrol_duties`, `patrol_visits`,
-//! `patrol_logs`, `patrol_log_areas`, and the measured day's `patrol_checkins`), then
+//! server writes them (`patrol_worker_days`, `patrol_duties`, `patrol_visits`, the
+//! `patrol_coverage` rollup, `patrol_logs`, `patrol_log_areas`, and the measured day's
+//! `patrol_checkins`), then
 //! the server's own queries (`PatrolStore::patrol_coverage`, `patrol_missed`, the
 //! ones behind `GET /v1/patrol/coverage` and `/summary`) are timed through its store.
 //! Check-ins are seeded for the measured day only: coverage never reads them (it reads
@@ -268,6 +269,19 @@ async fn seed(
         ] {
             batch.flush().await?;
         }
+        // The coverage rollup, as the server recomputes it per worker-day.
+        seeder
+            .execute(&format!(
+                "INSERT INTO patrol_coverage (day, worker, community, street, district,
+                     assigned, covered, first_at, last_at)
+                 SELECT d.day, d.worker, d.community, d.street, d.district, COUNT(*),
+                     COUNT(v.level3), MIN(v.first_at), MAX(v.last_at)
+                 FROM patrol_duties d LEFT JOIN patrol_visits v
+                     ON v.day = d.day AND v.worker = d.worker AND v.level3 = d.level3
+                 WHERE d.day = '{date}'
+                 GROUP BY d.day, d.worker, d.community, d.street, d.district"
+            ))
+            .await?;
         seeder.execute("COMMIT").await?;
         seeder.execute("BEGIN").await?;
         eprintln!("seeded {date}");
@@ -373,6 +387,12 @@ pub async fn run(args: PatrolArgs) -> anyhow::Result<()> {
         Ok(store.patrol_missed("", (&month.0, &month.1)).await?)
     })
     .await?;
+    let district_month_level3 = time(runs, || async {
+        Ok(store
+            .patrol_coverage(district, (&month.0, &month.1), CoverageBy::Level3)
+            .await?)
+    })
+    .await?;
     let district_month = time(runs, || async {
         Ok(store
             .patrol_coverage(district, (&month.0, &month.1), CoverageBy::Community)
@@ -415,6 +435,13 @@ pub async fn run(args: PatrolArgs) -> anyhow::Result<()> {
         line(
             &format!("district month {district}, by community"),
             n(&district_month)
+        )
+    );
+    println!(
+        "{}",
+        line(
+            "district month, by level-3 grid (from the duties)",
+            n(&district_month_level3)
         )
     );
     println!("{}", line("city month, by district", n(&month_by_district)));

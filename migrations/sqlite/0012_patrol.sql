@@ -98,6 +98,35 @@ CREATE INDEX patrol_duties_district ON patrol_duties (district, day);
 CREATE INDEX patrol_duties_street ON patrol_duties (street, day);
 CREATE INDEX patrol_duties_community ON patrol_duties (community, day);
 
+-- Coverage (见巡率) per worker, day and community: duties and how many were walked,
+-- recomputed from patrol_duties and patrol_visits by every transaction that changes
+-- either for the worker-day, so a city's month is a scan of about one row per
+-- worker-day instead of a join of every duty with its visit.
+CREATE TABLE patrol_coverage (
+    day       TEXT NOT NULL,
+    worker    TEXT NOT NULL,
+    community TEXT NOT NULL,
+    street    TEXT NOT NULL,
+    district  TEXT NOT NULL,
+    assigned  INTEGER NOT NULL,
+    covered   INTEGER NOT NULL,
+    first_at  BIGINT,
+    last_at   BIGINT,
+    PRIMARY KEY (day, worker, community)
+);
+CREATE INDEX patrol_coverage_district ON patrol_coverage (district, day);
+CREATE INDEX patrol_coverage_street ON patrol_coverage (street, day);
+CREATE INDEX patrol_coverage_community ON patrol_coverage (community, day);
+-- The worker-day's lock: every transaction that changes its duties or visits upserts
+-- this row first. On PostgreSQL a second one waits there until the first commits, then
+-- recomputes the rollup from what is committed, so no write is counted stale.
+CREATE TABLE patrol_day_locks (
+    day    TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    writes BIGINT NOT NULL,
+    PRIMARY KEY (day, worker)
+);
+
 -- What a supervisor is asked to look at. Never deleted; re-deriving a log never
 -- duplicates one (ids are deterministic).
 CREATE TABLE patrol_anomalies (

@@ -226,6 +226,17 @@ pub enum CoverageBy {
     Day,
 }
 
+/// Writes the coverage rollup rows of worker `$2` on day `$1` from their duties and
+/// visits (after deleting the old ones).
+pub const COVERAGE_ROLLUP: &str = "INSERT INTO patrol_coverage
+     (day, worker, community, street, district, assigned, covered, first_at, last_at)
+     SELECT d.day, d.worker, d.community, d.street, d.district, COUNT(*), COUNT(v.level3),
+         MIN(v.first_at), MAX(v.last_at)
+     FROM patrol_duties d LEFT JOIN patrol_visits v
+         ON v.day = d.day AND v.worker = d.worker AND v.level3 = d.level3
+     WHERE d.day = $1 AND d.worker = $2
+     GROUP BY d.day, d.worker, d.community, d.street, d.district";
+
 impl CoverageBy {
     /// The duty column grouped on.
     pub const fn column(self) -> &'static str {
@@ -389,6 +400,7 @@ macro_rules! impl_patrol_store {
                 Box::pin(async move {
                     let _turn = self.write_turn().await;
                     let mut tx = self.pool.begin().await?;
+                    lock_worker_day(&mut tx, &snapshot.day, &snapshot.worker).await?;
                     let insert = if replace {
                         "INSERT INTO patrol_worker_days (day, worker, role, team, scope, problem, duties_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -446,6 +458,7 @@ macro_rules! impl_patrol_store {
                         areas.dedup();
                         insert_areas(&mut tx, &log_id, &snapshot.day, &areas).await?;
                     }
+                    recount_coverage(&mut tx, &snapshot.day, &snapshot.worker).await?;
                     tx.commit().await?;
                     Ok(true)
                 })
@@ -618,12 +631,20 @@ macro_rules! impl_patrol_store {
             ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::patrol::CoverageRow>> {
                 Box::pin(async move {
                     let column = by.column();
-                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
-                        "SELECT d.{column} AS key, COUNT(DISTINCT d.worker) AS workers,
-                             COUNT(*) AS assigned, COUNT(v.level3) AS covered,
+                    // Per level-3 grid from the duties themselves (a unit's few); every
+                    // other grouping from the rollup, one row per worker-day-community.
+                    let from = if by == $crate::store::patrol::CoverageBy::Level3 {
+                        "COUNT(*) AS assigned, COUNT(v.level3) AS covered,
                              MIN(v.first_at) AS first_at, MAX(v.last_at) AS last_at
                          FROM patrol_duties d LEFT JOIN patrol_visits v
-                             ON v.day = d.day AND v.worker = d.worker AND v.level3 = d.level3
+                             ON v.day = d.day AND v.worker = d.worker AND v.level3 = d.level3"
+                    } else {
+                        "SUM(d.assigned) AS assigned, SUM(d.covered) AS covered,
+                             MIN(d.first_at) AS first_at, MAX(d.last_at) AS last_at
+                         FROM patrol_coverage d"
+                    };
+                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
+                        "SELECT d.{column} AS key, COUNT(DISTINCT d.worker) AS workers, {from}
                          WHERE "
                     ));
                     push_duty_unit(&mut q, unit);
@@ -768,6 +789,7 @@ macro_rules! impl_patrol_store {
             rows: &$crate::store::patrol::PatrolRows,
         ) -> Result<(), $crate::store::StoreError> {
             let log = &rows.log;
+            lock_worker_day(tx, &log.day, &log.worker).await?;
             sqlx::query(
                 "INSERT INTO patrol_logs (id, worker, day, role, team, checkins, counted, first_at,
                      last_at, points, distance_m, walking_ms, cases_found, reviews, verdict,
@@ -885,6 +907,43 @@ macro_rules! impl_patrol_store {
             }
             let areas: Vec<&str> = rows.areas.iter().map(String::as_str).collect();
             insert_areas(tx, &log.id, &log.day, &areas).await?;
+            recount_coverage(tx, &log.day, &log.worker).await
+        }
+
+        /// Takes the worker-day's lock row (migration 0012's `patrol_day_locks`): the
+        /// first statement of every transaction that changes the day's duties or visits.
+        async fn lock_worker_day(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            day: &str,
+            worker: &str,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query(
+                "INSERT INTO patrol_day_locks (day, worker, writes) VALUES ($1, $2, 1)
+                 ON CONFLICT (day, worker) DO UPDATE SET writes = patrol_day_locks.writes + 1",
+            )
+            .bind(day)
+            .bind(worker)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Recomputes the worker-day's coverage rollup from its duties and visits.
+        async fn recount_coverage(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            day: &str,
+            worker: &str,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query("DELETE FROM patrol_coverage WHERE day = $1 AND worker = $2")
+                .bind(day)
+                .bind(worker)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query($crate::store::patrol::COVERAGE_ROLLUP)
+            .bind(day)
+            .bind(worker)
+            .execute(&mut **tx)
+            .await?;
             Ok(())
         }
     };
