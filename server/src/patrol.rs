@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::patrol::assess::{self, Assessment, Receipt};
-use wangge_sync_core::patrol::track::{TrackRules, summarize};
+use wangge_sync_core::patrol::track::{TrackRules, summarize, time_in_level3};
 use wangge_sync_core::patrol::{PatrolRecord, Verdict, patrol_date};
 
 use crate::store::patrol::{
@@ -229,7 +229,7 @@ pub async fn duty_pass(
 
 /// The day's track as GeoJSON (RFC 7946 FeatureCollection): a LineString per walked
 /// segment (simplified with `simplify_m`), a Point per check-in, and a `summary`
-/// foreign member. In GCJ-02 by default, like `/v1/grids`, so it overlays the grids.
+/// foreign member (distance, time walking, and time in each level-3 grid). In GCJ-02 by default, like `/v1/grids`, so it overlays the grids.
 pub fn track_geojson(
     record: &PatrolRecord,
     grids: Option<&GridIndex>,
@@ -281,6 +281,13 @@ pub fn track_geojson(
             },
         }));
     }
+    // Time walked per level-3 grid (null: outside every grid), most first.
+    let time_in_grids: Vec<Value> = grids
+        .map(|index| time_in_level3(&record.track, index, &rules))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(level3, ms)| json!({ "level3": level3.map(|l| l.to_string()), "ms": ms }))
+        .collect();
     json!({
         "type": "FeatureCollection",
         "features": features,
@@ -294,6 +301,7 @@ pub fn track_geojson(
             "walking_ms": summary.walking_ms,
             "jumps": summary.jumps.len() + summary.jumps_not_listed,
             "simplify_m": simplify_m,
+            "time_in_level3": time_in_grids,
         },
     })
 }

@@ -366,6 +366,22 @@ fn a_patrol_day_covered_reviewed_and_scoped_on_every_backend() {
             (walked - w3_length).abs() < 0.1 * w3_length,
             "{backend}: {walked} m against {w3_length} m"
         );
+        // Time walked per level-3 grid: all of it, each of w3's grids walked through.
+        let time = summary["time_in_level3"].as_array().expect("time per grid");
+        let total: i64 = time.iter().filter_map(|t| t["ms"].as_i64()).sum();
+        assert_eq!(
+            Some(total),
+            summary["walking_ms"].as_i64(),
+            "{backend}: {summary}"
+        );
+        for place in &b[..2] {
+            assert!(
+                time.iter()
+                    .any(|t| t["level3"] == place.code.to_string() && t["ms"].as_i64() > Some(0)),
+                "{backend}: {} in {time:?}",
+                place.code
+            );
+        }
         let lines = track["features"]
             .as_array()
             .expect("features")

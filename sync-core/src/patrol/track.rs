@@ -11,8 +11,11 @@
 
 use ::geo::{Coord, LineString, SimplifyIdx};
 
+use std::collections::BTreeMap;
+
 use super::TrackPoint;
-use crate::geo::{LonLat, distance_m};
+use crate::geo::{Crs, LonLat, distance_m};
+use crate::grid::{GridIndex, Level3Code};
 
 /// The thresholds of a track summary.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,29 +85,73 @@ fn lon_lat(p: &TrackPoint) -> Option<LonLat> {
     LonLat::new(p.lon, p.lat).ok()
 }
 
-/// Summarizes a day's fixes (in any order: two devices' batches interleave).
-pub fn summarize(points: &[TrackPoint], rules: &TrackRules) -> TrackSummary {
-    let mut summary = TrackSummary::default();
+/// The usable fixes in time order, without exact duplicates, and how many were dropped
+/// as inaccurate or invalid.
+fn ordered_fixes(points: &[TrackPoint], rules: &TrackRules) -> (Vec<TrackPoint>, usize) {
     let mut fixes: Vec<TrackPoint> = points
         .iter()
         .filter(|p| {
-            let usable = lon_lat(p).is_some()
+            lon_lat(p).is_some()
                 && p.accuracy_m
-                    .is_none_or(|a| a.is_finite() && f64::from(a) <= rules.max_accuracy_m);
-            if !usable {
-                summary.dropped += 1;
-            }
-            usable
+                    .is_none_or(|a| a.is_finite() && f64::from(a) <= rules.max_accuracy_m)
         })
         .copied()
         .collect();
+    let dropped = points.len() - fixes.len();
     fixes.sort_by_key(|p| p.at_ms);
     fixes.dedup_by(|b, a| a.at_ms == b.at_ms && a.lon == b.lon && a.lat == b.lat);
-    summary.points = fixes.len();
-    summary.span_ms = fixes
-        .first()
-        .zip(fixes.last())
-        .map(|(a, b)| (a.at_ms, b.at_ms));
+    (fixes, dropped)
+}
+
+/// What lies between two consecutive fixes.
+enum Step {
+    /// Walking, for this many milliseconds.
+    Walk(i64),
+    /// A pause too long to call walking.
+    Gap,
+    /// Too fast to be walking (metres per second).
+    Jump(f64),
+}
+
+fn step(last: &TrackPoint, fix: &TrackPoint, rules: &TrackRules) -> Step {
+    let dt_ms = fix.at_ms - last.at_ms;
+    let (Some(a), Some(b)) = (lon_lat(last), lon_lat(fix)) else {
+        return Step::Gap;
+    };
+    let metres = distance_m(a, b);
+    // Only movement beyond both fixes' error radii counts against the speed.
+    let moved = (metres
+        - f64::from(last.accuracy_m.unwrap_or(0.0))
+        - f64::from(fix.accuracy_m.unwrap_or(0.0)))
+    .max(0.0);
+    let speed = if dt_ms > 0 {
+        moved / (dt_ms as f64 / 1000.0)
+    } else if metres > rules.max_instant_jump_m {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    if speed > rules.max_speed_mps {
+        Step::Jump(speed)
+    } else if dt_ms > rules.max_gap_ms {
+        Step::Gap
+    } else {
+        Step::Walk(dt_ms)
+    }
+}
+
+/// Summarizes a day's fixes (in any order: two devices' batches interleave).
+pub fn summarize(points: &[TrackPoint], rules: &TrackRules) -> TrackSummary {
+    let (fixes, dropped) = ordered_fixes(points, rules);
+    let mut summary = TrackSummary {
+        dropped,
+        points: fixes.len(),
+        span_ms: fixes
+            .first()
+            .zip(fixes.last())
+            .map(|(a, b)| (a.at_ms, b.at_ms)),
+        ..TrackSummary::default()
+    };
 
     let mut segment: Vec<TrackPoint> = Vec::new();
     let mut in_jump = false;
@@ -114,46 +161,32 @@ pub fn summarize(points: &[TrackPoint], rules: &TrackRules) -> TrackSummary {
             segment.push(fix);
             continue;
         };
-        let dt_ms = fix.at_ms - last.at_ms;
-        let (Some(a), Some(b)) = (lon_lat(&last), lon_lat(&fix)) else {
-            continue;
-        };
-        let metres = distance_m(a, b);
-        // Only movement beyond both fixes' error radii counts against the speed.
-        let moved = (metres
-            - f64::from(last.accuracy_m.unwrap_or(0.0))
-            - f64::from(fix.accuracy_m.unwrap_or(0.0)))
-        .max(0.0);
-        let speed = if dt_ms > 0 {
-            moved / (dt_ms as f64 / 1000.0)
-        } else if metres > rules.max_instant_jump_m {
-            f64::INFINITY
-        } else {
-            0.0
-        };
-        if speed > rules.max_speed_mps {
-            if !in_jump {
-                if summary.jumps.len() < rules.max_jumps {
-                    summary.jumps.push(Jump {
-                        from: last,
-                        to: fix,
-                        speed_mps: speed,
-                    });
-                } else {
-                    summary.jumps_not_listed += 1;
+        match step(&last, &fix, rules) {
+            Step::Jump(speed) => {
+                if !in_jump {
+                    if summary.jumps.len() < rules.max_jumps {
+                        summary.jumps.push(Jump {
+                            from: last,
+                            to: fix,
+                            speed_mps: speed,
+                        });
+                    } else {
+                        summary.jumps_not_listed += 1;
+                    }
                 }
+                in_jump = true;
+                segments.push(std::mem::replace(&mut segment, vec![fix]));
             }
-            in_jump = true;
-            segments.push(std::mem::replace(&mut segment, vec![fix]));
-            continue;
+            Step::Gap => {
+                in_jump = false;
+                segments.push(std::mem::replace(&mut segment, vec![fix]));
+            }
+            Step::Walk(dt_ms) => {
+                in_jump = false;
+                summary.walking_ms += dt_ms;
+                segment.push(fix);
+            }
         }
-        in_jump = false;
-        if dt_ms > rules.max_gap_ms {
-            segments.push(std::mem::replace(&mut segment, vec![fix]));
-            continue;
-        }
-        summary.walking_ms += dt_ms;
-        segment.push(fix);
     }
     segments.push(segment);
 
@@ -166,6 +199,31 @@ pub fn summarize(points: &[TrackPoint], rules: &TrackRules) -> TrackSummary {
         summary.segments.push(simplified);
     }
     summary
+}
+
+/// Time walked in each level-3 grid (三级网格), most first: each walking step between
+/// consecutive fixes (no pause, no jump) counts for the grid its first fix is in;
+/// `None` gathers the time outside every grid. The steps' sum is the summary's
+/// `walking_ms`. Computed on request (a locate per fix), not on the write path.
+pub fn time_in_level3(
+    points: &[TrackPoint],
+    index: &GridIndex,
+    rules: &TrackRules,
+) -> Vec<(Option<Level3Code>, i64)> {
+    let (fixes, _) = ordered_fixes(points, rules);
+    let mut time: BTreeMap<Option<Level3Code>, i64> = BTreeMap::new();
+    for pair in fixes.windows(2) {
+        let Step::Walk(dt_ms) = step(&pair[0], &pair[1], rules) else {
+            continue;
+        };
+        let level3 = lon_lat(&pair[0])
+            .and_then(|p| index.locate(p, Crs::Wgs84))
+            .and_then(|grid| index.level3_of_grid(grid));
+        *time.entry(level3).or_default() += dt_ms;
+    }
+    let mut time: Vec<(Option<Level3Code>, i64)> = time.into_iter().collect();
+    time.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    time
 }
 
 /// The fixes Ramer–Douglas–Peucker keeps at `tolerance_m`, in local metres (an

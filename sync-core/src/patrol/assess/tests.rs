@@ -524,3 +524,40 @@ fn distances_to_grids_are_in_metres() {
     assert_eq!(index.distance_gcj02(grid(9), p), None);
     assert_eq!(index.level3_of_grid(grid(4)), Some(level3(1)));
 }
+
+#[test]
+fn time_walked_is_told_per_level3_grid() {
+    use crate::patrol::track::{summarize, time_in_level3};
+    let index = index_of(4);
+    let rules = TrackRules::default();
+    let start = at(0).timestamp_millis();
+    // East along the middle of the bottom row: 40 fixes 10 s apart across level-3
+    // grid 1 (x < X0 + 2S) into grid 2, then a 10-minute pause, then 5 more fixes.
+    let fix = |i: i64, x: f64| {
+        let p = fix_at(x, Y0 + 0.5 * S, 5.0);
+        TrackPoint {
+            at_ms: start + i * 10_000,
+            lon: p.lon,
+            lat: p.lat,
+            accuracy_m: Some(5.0),
+        }
+    };
+    let mut track: Vec<TrackPoint> = (0..40)
+        .map(|i| fix(i, X0 + 0.05 * S + i as f64 * 0.1 * S))
+        .collect();
+    track.extend((0..5).map(|i| fix(100 + i, X0 + 3.5 * S)));
+    let time = time_in_level3(&track, &index, &rules);
+    let of = |n: u8| {
+        time.iter()
+            .find(|(l, _)| *l == Some(level3(n)))
+            .map_or(0, |(_, ms)| *ms)
+    };
+    // Steps starting west of the boundary (x < X0 + 2S: i ≤ 19) count for grid 1.
+    assert_eq!(of(1), 20 * 10_000);
+    // The first walk's other 19 steps and the 4 after the pause, for grid 2; the step
+    // across the pause counts for none, and nothing was outside.
+    assert_eq!(of(2), 23 * 10_000);
+    assert_eq!(time.len(), 2, "{time:?}");
+    let total: i64 = time.iter().map(|(_, ms)| ms).sum();
+    assert_eq!(total, summarize(&track, &rules).walking_ms);
+}
