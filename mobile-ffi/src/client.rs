@@ -240,6 +240,13 @@ impl FieldClient {
         self.inner.check_in(&fix, note)
     }
 
+    /// This user's patrol log of `date` (`YYYY-MM-DD`; today in China when `None`):
+    /// check-ins, track size, cases found, and the reviews supervisors wrote, which
+    /// arrive by sync. `NotFound` when the phone has no log of that day.
+    pub fn show_patrol_log(&self, date: Option<String>) -> Result<PatrolLogInfo, FieldError> {
+        self.inner.show_patrol_log(date.as_deref())
+    }
+
     /// Buffers GPS points of the walk; they are written into the patrol log before
     /// each sync.
     pub fn record_track(&self, points: Vec<GpsFix>) -> Result<(), FieldError> {
@@ -1033,6 +1040,63 @@ impl Inner {
         let actor = self.actor()?;
         let date = patrol_date(self.now()?);
         self.edit_patrol_log_of(&actor, date, |log| edit(log, &actor), |_| Ok(()))
+    }
+
+    fn show_patrol_log(&self, date: Option<&str>) -> Result<PatrolLogInfo, FieldError> {
+        let actor = self.actor()?;
+        let date = match date {
+            Some(text) => text
+                .parse::<NaiveDate>()
+                .map_err(|e| FieldError::invalid(format!("date {text:?}: {e}")))?,
+            None => patrol_date(self.now()?),
+        };
+        let id = patrol_log_id(&actor.user, date);
+        let stored = self
+            .with_store(|s| s.document(&id).map_err(FieldError::from))?
+            .filter(|d| d.kind == DocKind::PatrolLog)
+            .ok_or_else(|| FieldError::NotFound {
+                what: format!("patrol log {id}"),
+            })?;
+        let doc = load_chunks(&stored.chunks).map_err(|e| FieldError::Storage {
+            recoverable: false,
+            detail: format!("patrol log {id} does not load: {e}"),
+        })?;
+        let record = PatrolLog::from_automerge(doc).read();
+        Ok(PatrolLogInfo {
+            log_id: id,
+            date: date.to_string(),
+            check_ins: record
+                .checkins
+                .iter()
+                .map(|c| CheckInItem {
+                    id: c.id.clone(),
+                    fix: GpsFix {
+                        lon: c.position.lon,
+                        lat: c.position.lat,
+                        accuracy_m: c.position.accuracy_m,
+                        at_ms: Some(c.at.timestamp_millis()),
+                    },
+                    grid: c.grid.map(|g| g.to_string()),
+                    note: c.note.clone(),
+                })
+                .collect(),
+            track_points: u32::try_from(record.track.len()).unwrap_or(u32::MAX),
+            cases_found: record.cases_found.clone(),
+            reviews: record
+                .reviews
+                .iter()
+                .map(|r| ReviewItem {
+                    id: r.id.clone(),
+                    at_ms: r.at.timestamp_millis(),
+                    reviewer: r.reviewer.user.clone(),
+                    reviewer_role: r.reviewer.role.as_str().to_owned(),
+                    verdict: r.verdict.as_str().to_owned(),
+                    comment: r.comment.clone(),
+                })
+                .collect(),
+            verdict: record.verdict().map(|r| r.verdict.as_str().to_owned()),
+            problems: record.problems.iter().map(|p| format!("{p:?}")).collect(),
+        })
     }
 
     fn check_in(&self, fix: &GpsFix, note: Option<String>) -> Result<CheckInInfo, FieldError> {

@@ -238,6 +238,57 @@ pub struct CaseDetail {
     pub problems: Vec<String>,
 }
 
+/// A check-in as the patrol log holds it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CheckInItem {
+    /// Its id in the log.
+    pub id: String,
+    /// Where and when (WGS-84; `at_ms` by the corrected clock).
+    pub fix: GpsFix,
+    /// The unit grid the phone resolved when checking in.
+    pub grid: Option<String>,
+    /// The worker's note.
+    pub note: Option<String>,
+}
+
+/// A supervisor's review of a patrol log (巡查记录审核).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReviewItem {
+    /// Its id.
+    pub id: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who reviewed (user id).
+    pub reviewer: String,
+    /// Their role (`grid_leader`, `district_supervisor`, …).
+    pub reviewer_role: String,
+    /// `approve`, `reject` or `comment`.
+    pub verdict: String,
+    /// What they said.
+    pub comment: Option<String>,
+}
+
+/// The worker's patrol log of a day, as on this phone.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PatrolLogInfo {
+    /// `patrol:<user>:<YYYY-MM-DD>`.
+    pub log_id: String,
+    /// The China date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The check-ins, in the order written.
+    pub check_ins: Vec<CheckInItem>,
+    /// GPS fixes of the track written into the log (the buffer goes in at sync).
+    pub track_points: u32,
+    /// Cases reported on the walk.
+    pub cases_found: Vec<String>,
+    /// The reviews, in the order written.
+    pub reviews: Vec<ReviewItem>,
+    /// The standing verdict (the last approve or reject), if any.
+    pub verdict: Option<String>,
+    /// What is wrong in the document (missing or malformed fields).
+    pub problems: Vec<String>,
+}
+
 /// A check-in recorded.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CheckInInfo {

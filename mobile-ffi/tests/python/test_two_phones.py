@@ -5,7 +5,8 @@ a photo and checks in; it syncs; the server routes the case and pushes the dispa
 to phone B (the maintenance worker posted there); both phones go offline and edit the
 same case (A adds a photo and a comment, B records the handling); both sync; the
 supervisor verifies and closes; both phones show the same folded state with every
-edit, and so does the server."""
+edit, and so does the server. The supervisor then approves A's patrol log, and A's
+phone shows the review."""
 
 import unittest
 
@@ -148,6 +149,33 @@ class TwoPhones(unittest.TestCase):
             status, body = fetch(p["thumb"], supervisor)
             self.assertEqual(status, 200, "the uploaded photo is served")
             self.assertEqual(body[:2], b"\xff\xd8", "a JPEG thumbnail")
+
+        # The supervisor reviews A's patrol log of the day; A's phone shows the review
+        # after its next sync, with the check-in it wrote offline.
+        status, body = api(
+            "POST",
+            f"/v1/patrol/logs/{checked.log_id}/reviews",
+            supervisor,
+            {"verdict": "approve", "comment": "巡查到位 well patrolled"},
+        )
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["log"]["verdict"], "approve")
+        run(a.sync_now())
+        log = a.show_patrol_log(None)
+        self.assertEqual(log.log_id, checked.log_id)
+        self.assertEqual([c.id for c in log.check_ins], [checked.check_in_id])
+        self.assertEqual(log.check_ins[0].note, "早班巡查")
+        self.assertEqual(log.check_ins[0].grid, GRID_A)
+        self.assertEqual(log.verdict, "approve")
+        self.assertEqual(
+            [(r.reviewer, r.reviewer_role, r.comment) for r in log.reviews],
+            [("supervisor", "district_supervisor", "巡查到位 well patrolled")],
+        )
+        self.assertEqual(a.show_patrol_log(log.date), log)
+        with self.assertRaises(ffi.FieldError.NotFound):
+            a.show_patrol_log("2020-01-01")
+        with self.assertRaises(ffi.FieldError.InvalidInput):
+            a.show_patrol_log("yesterday")
 
 
 if __name__ == "__main__":
