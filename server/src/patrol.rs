@@ -148,6 +148,41 @@ pub fn rows_of(
     })
 }
 
+/// Checks who wrote log `id` against the devices ever registered to its worker, and
+/// records an `unregistered_device` anomaly per stranger (`assess::unregistered_devices`).
+/// Returns how many were new. Run after each round that wrote the log: the write
+/// rules refuse such changes through sync, so this guards what came another way.
+pub async fn check_writers(store: &dyn Store, id: &str, now_ms: i64) -> Result<u64, StoreError> {
+    let Some((worker, day)) = log_owner(id) else {
+        return Ok(0);
+    };
+    let Some(stored) = store.sync_documents(&[id]).await?.remove(id) else {
+        return Ok(0);
+    };
+    let Ok(doc) = wangge_sync_core::sync::load_chunks(&stored.chunks) else {
+        // A stored document always loads; if not, the sync path reports it.
+        return Ok(0);
+    };
+    let writers = wangge_sync_core::patrol::PatrolLog::from_automerge(doc).writers();
+    let devices = store.devices(Some(&worker)).await?;
+    let registered: Vec<&str> = devices.iter().map(|d| d.actor_id.as_str()).collect();
+    let rows: Vec<AnomalyRow> = assess::unregistered_devices(&writers, &registered)
+        .into_iter()
+        .map(|a| AnomalyRow {
+            log_id: id.to_owned(),
+            anomaly_id: a.id,
+            worker: worker.clone(),
+            day: day.to_string(),
+            kind: a.kind.as_str().to_owned(),
+            checkin_id: a.checkin,
+            at: a.at_ms,
+            detail: a.detail,
+            found_at: now_ms,
+        })
+        .collect();
+    store.patrol_add_anomalies(&rows).await
+}
+
 /// Today in China, as a patrol day.
 pub fn today(now_ms: i64) -> NaiveDate {
     patrol_date(DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default())

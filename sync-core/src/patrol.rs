@@ -376,6 +376,30 @@ impl StoredReview {
     }
 }
 
+/// Who wrote a log's check-ins and track (see [`PatrolLog::writers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writers {
+    /// (check-in id, actor hex), in list order.
+    pub check_ins: Vec<(String, String)>,
+    /// The actor of each track batch, in list order.
+    pub track_batches: Vec<String>,
+}
+
+impl Writers {
+    /// Every actor that wrote a check-in or a batch, once each, in order.
+    pub fn actors(&self) -> Vec<&str> {
+        let mut actors: Vec<&str> = self
+            .check_ins
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .chain(self.track_batches.iter().map(String::as_str))
+            .collect();
+        actors.sort_unstable();
+        actors.dedup();
+        actors
+    }
+}
+
 /// A patrol log as read, with what was wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatrolRecord {
@@ -573,6 +597,48 @@ impl PatrolLog {
         self.append(&review.reviewer, key::REVIEWS, |tx, list, end| {
             autosurgeon::reconcile_insert(tx, list, end, &stored).map_err(am_error)
         })
+    }
+
+    /// Which device wrote what (provenance): the Automerge actor (hex) that inserted
+    /// each check-in, by check-in id, and each track batch, in every conflicting copy
+    /// of the lists. A check-in without a readable id is keyed by its position.
+    pub fn writers(&self) -> Writers {
+        let doc = &self.doc;
+        let actor_of = |id: &automerge::ObjId| match id {
+            automerge::ObjId::Id(_, actor, _) => Some(actor.to_hex_string()),
+            automerge::ObjId::Root => None,
+        };
+        let items = |name: &str| -> Vec<(automerge::Value<'_>, automerge::ObjId)> {
+            doc.get_all(ROOT, name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(value, _)| matches!(value, automerge::Value::Object(ObjType::List)))
+                .flat_map(|(_, list)| {
+                    (0..doc.length(&list))
+                        .filter_map(|index| doc.get(&list, index).ok().flatten())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let mut writers = Writers::default();
+        for (position, (_, item)) in items(key::CHECKINS).into_iter().enumerate() {
+            let id = match doc.get(&item, key::ID) {
+                Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                    ScalarValue::Str(text) => text.to_string(),
+                    _ => format!("#{position}"),
+                },
+                _ => format!("#{position}"),
+            };
+            if let Some(actor) = actor_of(&item) {
+                writers.check_ins.push((id, actor));
+            }
+        }
+        for (_, item) in items(key::TRACK) {
+            if let Some(actor) = actor_of(&item) {
+                writers.track_batches.push(actor);
+            }
+        }
+        writers
     }
 
     /// Reads the log. Never fails: what cannot be read is in `problems`.

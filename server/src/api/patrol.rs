@@ -852,6 +852,14 @@ pub(crate) async fn after_round(state: &AppState, written: &[Written]) {
             // The periodic pass takes it again.
             tracing::warn!(%error, log = %w.id, "snapshotting the day's duties failed");
         }
+        match crate::patrol::check_writers(state.store.as_ref(), &w.id, now_ms()).await {
+            Ok(0) => {}
+            Ok(found) => {
+                tracing::warn!(log = %w.id, found, "patrol log written by a device not registered to its worker")
+            }
+            // The next round that writes the log checks again.
+            Err(error) => tracing::warn!(%error, log = %w.id, "checking the log's devices failed"),
+        }
     }
 }
 

@@ -360,6 +360,9 @@ pub trait PatrolStore: Send + Sync {
         unit: &'a str,
         days: (&'a str, &'a str),
     ) -> StoreFuture<'a, Vec<MissedRow>>;
+    /// Adds anomalies found outside a document write (ids already there are kept);
+    /// returns how many were new.
+    fn patrol_add_anomalies<'a>(&'a self, rows: &'a [AnomalyRow]) -> StoreFuture<'a, u64>;
     /// Cases reported under `unit` in `[from_ms, to_ms)`, all and by patrol, grouped by
     /// the unit column `by` (`district`, `street`, `community`).
     fn patrol_discovery<'a>(
@@ -679,6 +682,28 @@ macro_rules! impl_patrol_store {
                 })
             }
 
+            fn patrol_add_anomalies<'a>(
+                &'a self,
+                rows: &'a [$crate::store::patrol::AnomalyRow],
+            ) -> $crate::store::StoreFuture<'a, u64> {
+                Box::pin(async move {
+                    if rows.is_empty() {
+                        return Ok(0);
+                    }
+                    let _turn = self.write_turn().await;
+                    let rows: Vec<&$crate::store::patrol::AnomalyRow> = rows.iter().collect();
+                    let mut added = 0;
+                    for chunk in rows.chunks(1000) {
+                        added += insert_anomalies(chunk)
+                            .build()
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok(added)
+                })
+            }
+
             fn patrol_discovery<'a>(
                 &'a self,
                 unit: &'a str,
@@ -867,23 +892,7 @@ macro_rules! impl_patrol_store {
                 .filter(|a| a.checkin_id.as_ref().is_none_or(|c| new_checkins.contains(c)))
                 .collect();
             for chunk in anomalies.chunks(1000) {
-                let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
-                    "INSERT INTO patrol_anomalies (log_id, anomaly_id, worker, day, kind, checkin_id,
-                         at, detail, found_at) ",
-                );
-                q.push_values(chunk, |mut row, a| {
-                    row.push_bind(&a.log_id)
-                        .push_bind(&a.anomaly_id)
-                        .push_bind(&a.worker)
-                        .push_bind(&a.day)
-                        .push_bind(&a.kind)
-                        .push_bind(&a.checkin_id)
-                        .push_bind(a.at)
-                        .push_bind(&a.detail)
-                        .push_bind(a.found_at);
-                });
-                q.push(" ON CONFLICT (log_id, anomaly_id) DO NOTHING");
-                q.build().execute(&mut **tx).await?;
+                insert_anomalies(chunk).build().execute(&mut **tx).await?;
             }
 
             sqlx::query("DELETE FROM patrol_visits WHERE day = $1 AND worker = $2")
@@ -908,6 +917,29 @@ macro_rules! impl_patrol_store {
             let areas: Vec<&str> = rows.areas.iter().map(String::as_str).collect();
             insert_areas(tx, &log.id, &log.day, &areas).await?;
             recount_coverage(tx, &log.day, &log.worker).await
+        }
+
+        /// Inserts anomalies, keeping those already there (ids are deterministic).
+        fn insert_anomalies<'q>(
+            rows: &'q [&'q $crate::store::patrol::AnomalyRow],
+        ) -> sqlx::QueryBuilder<sqlx::$db> {
+            let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(
+                "INSERT INTO patrol_anomalies (log_id, anomaly_id, worker, day, kind, checkin_id,
+                     at, detail, found_at) ",
+            );
+            q.push_values(rows, |mut row, a| {
+                row.push_bind(&a.log_id)
+                    .push_bind(&a.anomaly_id)
+                    .push_bind(&a.worker)
+                    .push_bind(&a.day)
+                    .push_bind(&a.kind)
+                    .push_bind(&a.checkin_id)
+                    .push_bind(a.at)
+                    .push_bind(&a.detail)
+                    .push_bind(a.found_at);
+            });
+            q.push(" ON CONFLICT (log_id, anomaly_id) DO NOTHING");
+            q
         }
 
         /// Takes the worker-day's lock row (migration 0012's `patrol_day_locks`): the

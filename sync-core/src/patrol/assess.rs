@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 
 use super::track::{TrackRules, TrackSummary, summarize};
-use super::{CheckIn, PatrolRecord, Verdict, patrol_date};
+use super::{CheckIn, PatrolRecord, Verdict, Writers, patrol_date};
 use crate::geo::{LonLat, wgs84_to_gcj02};
 use crate::grid::{GridCode, GridIndex, Level3Code};
 use crate::role::{GridScope, Role};
@@ -94,10 +94,12 @@ pub enum AnomalyKind {
     SyncedLate,
     /// Two track fixes too far apart for the time between them.
     ImpossibleSpeed,
+    /// Check-ins or track written by a device not registered to the worker.
+    UnregisteredDevice,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 8] = [
+    pub const ALL: [AnomalyKind; 9] = [
         AnomalyKind::PoorAccuracy,
         AnomalyKind::OutsideGrids,
         AnomalyKind::FarFromClaimedGrid,
@@ -106,6 +108,7 @@ impl AnomalyKind {
         AnomalyKind::DateMismatch,
         AnomalyKind::SyncedLate,
         AnomalyKind::ImpossibleSpeed,
+        AnomalyKind::UnregisteredDevice,
     ];
 
     /// The identifier in the API and the database.
@@ -119,6 +122,7 @@ impl AnomalyKind {
             AnomalyKind::DateMismatch => "date_mismatch",
             AnomalyKind::SyncedLate => "synced_late",
             AnomalyKind::ImpossibleSpeed => "impossible_speed",
+            AnomalyKind::UnregisteredDevice => "unregistered_device",
         }
     }
 
@@ -137,6 +141,7 @@ impl AnomalyKind {
             AnomalyKind::DateMismatch => "日期与记录不符",
             AnomalyKind::SyncedLate => "同步过迟",
             AnomalyKind::ImpossibleSpeed => "轨迹速度异常",
+            AnomalyKind::UnregisteredDevice => "非本人登记设备",
         }
     }
 
@@ -464,6 +469,38 @@ fn visits_of(checkins: &[PlacedCheckIn]) -> Vec<Visit> {
         }
     }
     visits.into_values().collect()
+}
+
+/// The devices that wrote into a log but are not among `registered` (the Automerge
+/// actors of the devices ever registered to the worker, revoked ones included): one
+/// anomaly per such device (`unregistered_device:<actor>`), naming its first check-in.
+/// The write rules already refuse such changes through sync; this catches what
+/// reached the store another way.
+pub fn unregistered_devices(writers: &Writers, registered: &[&str]) -> Vec<Anomaly> {
+    writers
+        .actors()
+        .into_iter()
+        .filter(|actor| !registered.contains(actor))
+        .map(|actor| {
+            let check_ins: Vec<&str> = writers
+                .check_ins
+                .iter()
+                .filter(|(_, a)| a == actor)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let batches = writers.track_batches.iter().filter(|a| *a == actor).count();
+            Anomaly {
+                id: format!("{}:{actor}", AnomalyKind::UnregisteredDevice.as_str()),
+                kind: AnomalyKind::UnregisteredDevice,
+                at_ms: None,
+                checkin: check_ins.first().map(|id| (*id).to_owned()),
+                detail: format!(
+                    "device {actor} is not registered to the worker: it wrote {} check-ins and {batches} track batches",
+                    check_ins.len()
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The most level-3 grids one worker can be given to walk in a day.

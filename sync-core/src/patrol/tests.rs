@@ -400,6 +400,24 @@ fn two_phones_that_each_start_the_days_log_offline_lose_no_check_in() {
     on_b.merge(&log).unwrap();
     assert_eq!(on_b.read().checkins.len(), 3);
     assert_eq!(on_b.read(), log.read());
+
+    // Which device wrote what, for the supervisor (the unregistered-device check).
+    let writers = on_b.writers();
+    let mut check_ins = writers.check_ins.clone();
+    check_ins.sort();
+    assert_eq!(
+        check_ins,
+        [
+            ("c0".to_owned(), first.device.clone()),
+            ("c1".to_owned(), second.device.clone()),
+            ("c2".to_owned(), first.device.clone()),
+        ]
+    );
+    assert_eq!(writers.track_batches, [second.device.clone()]);
+    assert_eq!(
+        writers.actors(),
+        [first.device.as_str(), second.device.as_str()]
+    );
 }
 
 #[test]

@@ -561,3 +561,33 @@ fn time_walked_is_told_per_level3_grid() {
     let total: i64 = time.iter().map(|(_, ms)| ms).sum();
     assert_eq!(total, summarize(&track, &rules).walking_ms);
 }
+
+#[test]
+fn a_device_not_registered_to_the_worker_is_named() {
+    let writers = Writers {
+        check_ins: vec![
+            ("c1".into(), "aa".into()),
+            ("c2".into(), "bb".into()),
+            ("c3".into(), "bb".into()),
+        ],
+        track_batches: vec!["aa".into(), "cc".into()],
+    };
+    let found = unregistered_devices(&writers, &["aa"]);
+    let summary: Vec<(&str, Option<&str>)> = found
+        .iter()
+        .map(|a| (a.id.as_str(), a.checkin.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("unregistered_device:bb", Some("c2")),
+            ("unregistered_device:cc", None)
+        ]
+    );
+    assert!(found[0].detail.contains("2 check-ins and 0 track batches"));
+    assert!(unregistered_devices(&writers, &["aa", "bb", "cc"]).is_empty());
+    assert_eq!(
+        AnomalyKind::parse("unregistered_device"),
+        Some(AnomalyKind::UnregisteredDevice)
+    );
+}
