@@ -22,6 +22,9 @@ use crate::error::FieldError;
 pub trait PushListener: Send + Sync {
     /// A case was dispatched to this user: sync, then show it.
     fn on_dispatch(&self, case_id: String);
+    /// A field worker reported a problem beyond their authority in this user's grids
+    /// (双报告: the grid leader and the 下沉 official are told): sync, then show it.
+    fn on_double_report(&self, case_id: String);
     /// Documents of this user's scope changed on the server: sync when convenient.
     fn on_sync_needed(&self, document_ids: Vec<String>);
     /// The device was revoked; the library has wiped its data already.
@@ -205,6 +208,11 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
                     Some("dispatch") => {
                         if let Some(case) = notice["case"].as_str() {
                             listener.on_dispatch(case.to_owned());
+                        }
+                    }
+                    Some("double_report") => {
+                        if let Some(case) = notice["case"].as_str() {
+                            listener.on_double_report(case.to_owned());
                         }
                     }
                     Some("sync_now") => listener.on_sync_needed(strings(&notice["documents"])),

@@ -89,6 +89,9 @@ class Listener(ffi.PushListener):
     def on_dispatch(self, case_id):
         self.events.put(("dispatch", case_id))
 
+    def on_double_report(self, case_id):
+        self.events.put(("double_report", case_id))
+
     def on_sync_needed(self, document_ids):
         self.events.put(("sync_needed", list(document_ids)))
 

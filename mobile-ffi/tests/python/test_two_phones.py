@@ -6,7 +6,8 @@ to phone B (the maintenance worker posted there); both phones go offline and edi
 same case (A adds a photo and a comment, B records the handling); both sync; the
 supervisor verifies and closes; both phones show the same folded state with every
 edit, and so does the server. The supervisor then approves A's patrol log, and A's
-phone shows the review."""
+phone shows the review. The district's official, on a phone, hears of the report as
+a double report (双报告)."""
 
 import unittest
 
@@ -38,6 +39,13 @@ class TwoPhones(unittest.TestCase):
         listener = Listener()
         b.start_push(listener)
         self.assertTrue(listener.wait_for("online"))
+
+        # The district's 下沉 official, on a phone too: told of reports beyond authority.
+        official = client(new_dir())
+        run(official.login("supervisor", PASSWORD))
+        official_listener = Listener()
+        official.start_push(official_listener)
+        self.assertTrue(official_listener.wait_for("online"))
 
         a = client(dir_a)
         run(a.login("officer", PASSWORD))
@@ -89,8 +97,11 @@ class TwoPhones(unittest.TestCase):
         self.assertEqual(on_a.summary.assignee, "maint")
         self.assertEqual([p.upload for p in on_a.photos], ["done"])
 
-        # B hears of the dispatch and gets the case.
+        # B hears of the dispatch and gets the case; the official hears of the report
+        # (a sewage manhole cover is maintenance's work, beyond the officer's: 双报告).
         self.assertEqual(listener.wait_for("dispatch"), case_id)
+        self.assertEqual(official_listener.wait_for("double_report"), case_id)
+        official.stop_push()
         report = run(b.sync_now())
         self.assertGreaterEqual(report.received, 1)
         on_b = b.show_case(case_id)
