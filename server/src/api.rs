@@ -790,6 +790,27 @@ pub async fn announce(
     }
 }
 
+/// The stored document `id` loaded, `None` when there is none; a stored document that
+/// does not load is a 500 `corrupt_document` (logged), never a panic.
+pub(crate) async fn load_stored(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<automerge::Automerge>, ApiError> {
+    let Some(stored) = state.store.sync_document(id).await? else {
+        return Ok(None);
+    };
+    wangge_sync_core::sync::load_chunks(&stored.chunks)
+        .map(Some)
+        .map_err(|error| {
+            tracing::error!(document = id, %error, "stored document does not load");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_document",
+                format!("the stored document {id} does not load"),
+            )
+        })
+}
+
 /// An edit the API made to a loaded document, to store like a device's.
 pub(crate) struct ApiEdit {
     pub id: String,

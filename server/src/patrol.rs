@@ -9,7 +9,7 @@ use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::GridIndex;
 use wangge_sync_core::patrol::assess::{self, Assessment, Receipt};
 use wangge_sync_core::patrol::track::{TrackRules, summarize, time_in_level3};
-use wangge_sync_core::patrol::{PatrolRecord, Verdict, patrol_date};
+use wangge_sync_core::patrol::{PatrolRecord, patrol_date};
 
 use crate::store::patrol::{
     AnomalyRow, CheckInRow, DutyRow, PatrolLogRow, PatrolRows, VisitRow, WorkerDay,
@@ -339,13 +339,6 @@ pub fn track_geojson(
             "time_in_level3": time_in_grids,
         },
     })
-}
-
-/// A verdict's identifier, from the API's words.
-pub fn verdict_of(text: &str) -> Option<Verdict> {
-    [Verdict::Approve, Verdict::Reject, Verdict::Comment]
-        .into_iter()
-        .find(|v| v.as_str() == text)
 }
 
 #[cfg(test)]

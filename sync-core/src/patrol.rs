@@ -268,7 +268,8 @@ impl Verdict {
         }
     }
 
-    fn parse(text: &str) -> Option<Verdict> {
+    /// The verdict named `text` (`approve`, `reject`, `comment`).
+    pub fn parse(text: &str) -> Option<Verdict> {
         [Verdict::Approve, Verdict::Reject, Verdict::Comment]
             .into_iter()
             .find(|v| v.as_str() == text)

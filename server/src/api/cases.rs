@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError};
 use wangge_sync_core::catalog::{TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
-use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope, load_chunks};
+use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
 
 use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
 use crate::cases::view_json;
@@ -188,19 +188,9 @@ async fn load_in_scope(
     if !scope.may_receive(DocKind::Case, &meta_of(&row)) {
         return Err(not_found(id));
     }
-    let stored = state
-        .store
-        .sync_document(id)
+    let doc = super::load_stored(state, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let doc = load_chunks(&stored.chunks).map_err(|error| {
-        tracing::error!(case = id, %error, "stored case does not load");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "corrupt_document",
-            "the stored case does not load",
-        )
-    })?;
     Ok((row, CaseDocument::from_automerge(doc)))
 }
 

@@ -20,7 +20,7 @@ use wangge_sync_core::geo::Crs;
 use wangge_sync_core::patrol::{self, PatrolError, PatrolLog, PatrolRecord, Review, Verdict};
 use wangge_sync_core::role::{Actor, GridScope};
 use wangge_sync_core::sync::server::Written;
-use wangge_sync_core::sync::{DocKind, DocMeta, load_chunks};
+use wangge_sync_core::sync::{DocKind, DocMeta};
 
 use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
 use crate::store::User;
@@ -283,19 +283,9 @@ async fn load_in_scope(
     if !visible {
         return Err(log_not_found(id));
     }
-    let stored = state
-        .store
-        .sync_document(id)
+    let doc = super::load_stored(state, id)
         .await?
         .ok_or_else(|| log_not_found(id))?;
-    let doc = load_chunks(&stored.chunks).map_err(|error| {
-        tracing::error!(log = id, %error, "stored patrol log does not load");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "corrupt_document",
-            "the stored patrol log does not load",
-        )
-    })?;
     Ok((row, PatrolLog::from_automerge(doc)))
 }
 
@@ -429,7 +419,7 @@ pub(super) async fn review(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let verdict = crate::patrol::verdict_of(&body.verdict).ok_or_else(|| {
+    let verdict = Verdict::parse(&body.verdict).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_review",
