@@ -593,6 +593,17 @@ impl PatrolLog {
         if review.id.is_empty() || review.id.len() > 64 {
             return Err(PatrolError::Invalid("review id must be 1-64 bytes".into()));
         }
+        // The worker must learn what to do better: a rejection says why.
+        if review.verdict == Verdict::Reject
+            && review
+                .comment
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(PatrolError::Invalid(
+                "a rejection says why: give a comment".into(),
+            ));
+        }
         let stored = StoredReview::from_review(review);
         stored.parse().map_err(PatrolError::Invalid)?;
         self.append(&review.reviewer, key::REVIEWS, |tx, list, end| {

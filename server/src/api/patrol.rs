@@ -426,13 +426,6 @@ pub(super) async fn review(
             format!("verdict {:?}: approve, reject or comment", body.verdict),
         )
     })?;
-    if verdict == Verdict::Reject && body.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_review",
-            "a rejection says why: give a comment",
-        ));
-    }
     let user = current_user(&state, &claims).await?;
     reviewer_only(&user)?;
     let (row, mut log) = load_in_scope(&state, &user, &id).await?;

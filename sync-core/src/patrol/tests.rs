@@ -70,6 +70,24 @@ fn review(by: &Actor, id: &str, verdict: Verdict) -> Review {
     }
 }
 
+#[test]
+fn a_rejection_says_why() {
+    let mut log = walked();
+    for comment in [None, Some("  ".to_owned())] {
+        let silent = Review {
+            comment,
+            ..review(&leader(), "r0", Verdict::Reject)
+        };
+        assert!(matches!(log.review(&silent), Err(PatrolError::Invalid(_))));
+    }
+    assert!(log.read().reviews.is_empty());
+    let approve = Review {
+        comment: None,
+        ..review(&leader(), "r1", Verdict::Approve)
+    };
+    log.review(&approve).expect("an approval needs no comment");
+}
+
 fn walked() -> PatrolLog {
     let w = worker();
     let mut log = PatrolLog::create(&w, day()).unwrap();
