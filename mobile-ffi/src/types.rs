@@ -357,19 +357,5 @@ pub struct PendingWork {
 
 /// A status identifier's label, Chinese and English (`待处置 Waiting to be handled`).
 pub(crate) fn status_label(id: &str) -> Option<String> {
-    use wangge_sync_core::case::Status;
-    [
-        Status::Reported,
-        Status::Accepted,
-        Status::Registered,
-        Status::Dispatched,
-        Status::Handled,
-        Status::Verified,
-        Status::Closed,
-        Status::Voided,
-        Status::Deferred,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == id)
-    .map(|s| format!("{} {}", s.name_zh(), s.name_en()))
+    wangge_sync_core::case::Status::parse(id).map(|s| format!("{} {}", s.name_zh(), s.name_en()))
 }

@@ -455,6 +455,47 @@ pub(crate) fn string_at(doc: &Automerge, name: &str, heads: &[ChangeHash]) -> Op
     }
 }
 
+/// The position at root field `name` as of `heads`: `None` when absent, the reason
+/// when it is not a map of numeric `lon`, `lat` (and optional `accuracy_m`) in range.
+pub(crate) fn position_at(
+    doc: &Automerge,
+    name: &str,
+    heads: &[ChangeHash],
+) -> Option<Result<Position, String>> {
+    let (value, map) = doc.get_at(ROOT, name, heads).ok()??;
+    if !matches!(value, automerge::Value::Object(automerge::ObjType::Map)) {
+        return Some(Err(format!("{name} is not a map")));
+    }
+    let number = |field: &str| -> Result<Option<f64>, String> {
+        match doc.get_at(&map, field, heads) {
+            Ok(None) => Ok(None),
+            Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                automerge::ScalarValue::F64(x) => Ok(Some(*x)),
+                #[allow(clippy::cast_precision_loss)]
+                automerge::ScalarValue::Int(x) => Ok(Some(*x as f64)),
+                #[allow(clippy::cast_precision_loss)]
+                automerge::ScalarValue::Uint(x) => Ok(Some(*x as f64)),
+                automerge::ScalarValue::Null if field == "accuracy_m" => Ok(None),
+                _ => Err(format!("{name}/{field} is not a number")),
+            },
+            Ok(Some(_)) => Err(format!("{name}/{field} is not a number")),
+            Err(e) => Err(format!("{name}/{field}: {e}")),
+        }
+    };
+    let read = || -> Result<Position, String> {
+        let lon = number("lon")?.ok_or_else(|| format!("{name}/lon is missing"))?;
+        let lat = number("lat")?.ok_or_else(|| format!("{name}/lat is missing"))?;
+        let position = Position {
+            lon,
+            lat,
+            accuracy_m: number("accuracy_m")?,
+        };
+        position.check().map_err(|e| e.to_string())?;
+        Ok(position)
+    };
+    Some(read())
+}
+
 /// A new object named by its operation id (its index may have moved).
 pub(crate) fn describe_obj(id: &ObjId) -> String {
     match id {

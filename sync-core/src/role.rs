@@ -214,6 +214,32 @@ impl Role {
         Ok(())
     }
 
+    /// Whether a posting in this role must name a team: the five field teams and the
+    /// departments' handlers receive dispatched cases by team, so without one their
+    /// work would reach nobody.
+    pub const fn needs_team(self) -> bool {
+        self.is_field_worker() || matches!(self, Role::DepartmentHandler)
+    }
+
+    /// Whether `assigner` may post `user` as `new_role` with `team` at all, before the
+    /// grids are looked at ([`Role::may_assign`]): nobody changes their own posting (the
+    /// city's only supervisor could demote itself and leave nobody to undo it), and a
+    /// role that handles cases by team needs one ([`Role::needs_team`]).
+    pub fn check_posting(
+        assigner: &str,
+        user: &str,
+        new_role: Role,
+        team: Option<&str>,
+    ) -> Result<(), AssignRefused> {
+        if assigner == user {
+            return Err(AssignRefused::OwnPosting);
+        }
+        if new_role.needs_team() && team.is_none() {
+            return Err(AssignRefused::TeamRequired(new_role));
+        }
+        Ok(())
+    }
+
     /// Whether this is one of the five field teams posted to level-3 grids.
     pub const fn is_field_worker(self) -> bool {
         matches!(
@@ -261,6 +287,12 @@ pub enum AssignRefused {
     /// The new grids are (partly) outside the assigner's.
     #[error("the new grids {0} are not all inside yours")]
     NewScope(GridScope),
+    /// The assigner asked to change their own posting.
+    #[error("nobody changes their own posting: ask another supervisor or an administrator")]
+    OwnPosting,
+    /// The role handles cases by team and no team was given.
+    #[error("a {0} posting needs a team: its dispatched cases are routed by team")]
+    TeamRequired(Role),
 }
 
 /// Why a role, scope or user id is not valid.

@@ -22,7 +22,7 @@
 use automerge::ChangeHash;
 use chrono::{DateTime, Utc};
 
-use super::{Action, CaseDocument, CaseError, Status, WorkflowContext};
+use super::{Action, ActionName, CaseDocument, CaseError, Status, WorkflowContext};
 use crate::catalog::TeamId;
 use crate::geo::{Crs, LonLat};
 use crate::grid::{GridCode, GridIndex};
@@ -111,10 +111,24 @@ impl Automation<'_> {
             _ => return Ok(done),
         };
         let record = &view.record;
-        let Some(location) = record.location else {
-            return Ok(done);
-        };
-        let Ok(point) = LonLat::new(location.lon, location.lat) else {
+        let point = record
+            .location
+            .and_then(|l| LonLat::new(l.lon, l.lat).ok().map(|p| (l, p)));
+        let Some((location, point)) = point else {
+            // Nothing to locate by: a grid is believed only where its reporter was
+            // posted when reporting (a worker choosing one of their own grids by hand);
+            // any other claimed grid is taken away, so the case enters no other area's
+            // lists and waits for the command centre to locate it.
+            let reporter_covers = view
+                .entries
+                .iter()
+                .filter_map(|e| e.entry.as_ref())
+                .find(|e| e.action.name() == ActionName::Report)
+                .is_some_and(|e| e.actor.scope.covers(record.grid.as_ref()));
+            if record.grid.is_some() && !reporter_covers {
+                doc.clear_grid(server)?;
+                done.relocated = Some(None);
+            }
             return Ok(done);
         };
         let gcj02 = point.to_gcj02(Crs::Wgs84);
@@ -379,6 +393,38 @@ mod tests {
         assert_eq!(routing.team.as_str(), "sanitation");
         assert_eq!(routing.dispatch, DispatchMode::Queue);
         assert_eq!(doc.fold(&context()).status, Some(Status::Reported));
+    }
+
+    /// The reporter takes the location away and claims `grid` (as a tampered phone
+    /// could: the reporter may edit both fields).
+    fn unlocated(grid: &str) -> (CaseDocument, Vec<ChangeHash>) {
+        use automerge::transaction::Transactable as _;
+        let mut doc = report("C0101", Some(GRID), 0.0);
+        let before = doc.automerge().get_heads();
+        let mut tx = doc.automerge_mut().transaction();
+        tx.delete(automerge::ROOT, "location").unwrap();
+        tx.put(automerge::ROOT, "grid", grid).unwrap();
+        tx.commit();
+        (doc, before)
+    }
+
+    #[test]
+    fn a_grid_without_a_location_is_believed_only_inside_the_reporters_posting() {
+        // Another district's grid, nothing to locate by: taken away.
+        let (mut doc, before) = unlocated("410103001001001");
+        let done = act_after(&mut doc, &before, None, &postings());
+        assert_eq!(done.relocated, Some(None));
+        let view = doc.fold(&context());
+        assert_eq!(view.record.grid, None);
+        assert_eq!(view.status, Some(Status::Reported));
+        // One of the reporter's own grids, chosen by hand: kept.
+        let (mut doc, before) = unlocated("410102001001002");
+        let done = act_after(&mut doc, &before, None, &postings());
+        assert_eq!(done.relocated, None);
+        assert_eq!(
+            doc.fold(&context()).record.grid.map(|g| g.to_string()),
+            Some("410102001001002".to_owned())
+        );
     }
 
     #[test]

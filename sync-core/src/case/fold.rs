@@ -66,6 +66,24 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the workflow's order.
+    pub const ALL: [Status; 9] = [
+        Status::Reported,
+        Status::Accepted,
+        Status::Registered,
+        Status::Dispatched,
+        Status::Handled,
+        Status::Verified,
+        Status::Closed,
+        Status::Voided,
+        Status::Deferred,
+    ];
+
+    /// The status named by its identifier ([`Status::as_str`]).
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     /// The identifier in JSON and SQL.
     pub const fn as_str(self) -> &'static str {
         match self {

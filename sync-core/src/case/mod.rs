@@ -156,7 +156,8 @@ impl Source {
         }
     }
 
-    fn parse(text: &str) -> Option<Source> {
+    /// The source named by its identifier ([`Source::as_str`]).
+    pub fn parse(text: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
@@ -819,6 +820,13 @@ impl CaseDocument {
             }
             .map_err(am_error)
         })
+    }
+
+    /// Takes the unit grid away, leaving the location as it is: the server does so
+    /// with a grid it cannot check against a location.
+    pub fn clear_grid(&mut self, actor: &Actor) -> Result<(), CaseError> {
+        self.refuse_newer()?;
+        self.edit(actor, |tx| tx.delete(ROOT, key::GRID).map_err(am_error))
     }
 
     /// Sets the address text.

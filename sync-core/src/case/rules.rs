@@ -36,7 +36,7 @@ use super::entry::{ActionName, StoredEntry};
 use super::{StoredPhoto, key};
 use crate::document::{
     ChangeEffect, Depth, Violation, ViolationKind, WriteRefused, describe, describe_obj,
-    judge_changes, locate, object_at, push_unique, string_at,
+    judge_changes, locate, object_at, position_at, push_unique, string_at,
 };
 use crate::role::{Actor, Role};
 
@@ -211,6 +211,14 @@ fn check_effect(
     }
     // Texts stay bounded: the description and address as they are after the change.
     let after = [effect.hash];
+    // A location this change wrote must be one: a claimed grid beside a location the
+    // server cannot read would go unchecked and put the case into another area's
+    // lists.
+    if let Some(Err(reason)) = position_at(doc, key::LOCATION, &after)
+        && position_at(doc, key::LOCATION, deps) != position_at(doc, key::LOCATION, &after)
+    {
+        refuse(key::LOCATION, ViolationKind::Malformed(reason));
+    }
     if let Some(text) = object_at(doc, key::DESCRIPTION, &after)
         && doc
             .text_at(&text, &after)

@@ -583,6 +583,7 @@ fn an_entry_claiming_another_device_is_ignored_as_forged() {
 enum Edit {
     Category,
     Location,
+    MalformedLocation,
     Address,
     Description,
     Caller,
@@ -600,9 +601,10 @@ enum Edit {
     ChangeSchemaVersion,
 }
 
-const EDITS: [Edit; 17] = [
+const EDITS: [Edit; 18] = [
     Edit::Category,
     Edit::Location,
+    Edit::MalformedLocation,
     Edit::Address,
     Edit::Description,
     Edit::Caller,
@@ -673,6 +675,12 @@ fn attempt(case: &CaseDocument, writer: &Actor, edit: Edit) -> Result<(), WriteR
             Edit::Location => {
                 let location = tx.put_object(ROOT, key::LOCATION, ObjType::Map)?;
                 tx.put(&location, "lon", 113.7)?;
+                tx.put(&location, "lat", 34.8)?;
+            }
+            Edit::MalformedLocation => {
+                // `lon` sent as a map: the server could not locate it.
+                let location = tx.put_object(ROOT, key::LOCATION, ObjType::Map)?;
+                tx.put_object(&location, "lon", ObjType::Map)?;
                 tx.put(&location, "lat", 34.8)?;
             }
             Edit::Address => tx.put(ROOT, key::ADDRESS, "花园路")?,
@@ -767,6 +775,7 @@ fn expected(role: Role, is_reporter: bool, edit: Edit) -> bool {
         | Edit::DeleteEntry
         | Edit::InsertEntryFirst
         | Edit::UnknownField
+        | Edit::MalformedLocation
         | Edit::ChangeId => false,
     }
 }

@@ -174,3 +174,29 @@ fn the_city_level_posts_anyone_but_an_administrator() {
         Err(AssignRefused::NewScope(GridScope::everywhere()))
     );
 }
+
+#[test]
+fn nobody_changes_their_own_posting_and_team_roles_need_a_team() {
+    assert_eq!(
+        Role::check_posting("demo-city", "demo-city", Role::Acceptor, None),
+        Err(AssignRefused::OwnPosting)
+    );
+    for role in Role::ALL.into_iter().filter(|r| r.needs_team()) {
+        assert_eq!(
+            Role::check_posting("demo-city", "w1", role, None),
+            Err(AssignRefused::TeamRequired(role)),
+            "{role}"
+        );
+        assert_eq!(
+            Role::check_posting("demo-city", "w1", role, Some("sanitation")),
+            Ok(())
+        );
+    }
+    assert!(Role::EnforcementOfficer.needs_team());
+    assert!(Role::DepartmentHandler.needs_team());
+    assert!(!Role::GridLeader.needs_team());
+    assert_eq!(
+        Role::check_posting("demo-city", "w1", Role::GridLeader, None),
+        Ok(())
+    );
+}
