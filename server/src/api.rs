@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/blobs/{sha256}/{variant}", get(blobs::get_derivative))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -126,6 +127,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -134,7 +137,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
@@ -146,6 +155,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 § 3: a 401 names the scheme it wants; a token that was sent
+            // and refused is `invalid_token`.
+            let challenge = match self.code {
+                "unauthenticated" | "bad_credentials" => r#"Bearer realm="wangge""#,
+                _ => r#"Bearer realm="wangge", error="invalid_token""#,
+            };
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
@@ -159,10 +185,28 @@ impl From<AuthError> for ApiError {
             AuthError::DeviceRevoked => (StatusCode::UNAUTHORIZED, "device_revoked"),
             AuthError::DeviceNotYours => (StatusCode::FORBIDDEN, "device_not_yours"),
             AuthError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
-            AuthError::TokenInvalid(_) => (StatusCode::UNAUTHORIZED, "token_invalid"),
+            AuthError::TokenInvalid(detail) => {
+                // The library's reason (a header it could not parse, the algorithms it
+                // knows) is for the log, not for whoever sent the token.
+                tracing::debug!(%detail, "token refused");
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "token_invalid",
+                    "the access token is not valid: log in or refresh it",
+                );
+            }
             AuthError::RefreshReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
             AuthError::RefreshInvalid => (StatusCode::UNAUTHORIZED, "refresh_token_invalid"),
             AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AuthError::Throttled { retry_after_s, .. } => {
+                return ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    error.to_string(),
+                )
+                .retry_after(*retry_after_s);
+            }
+            AuthError::TooManyDevices { .. } => (StatusCode::CONFLICT, "too_many_devices"),
             AuthError::Store(_) | AuthError::Internal(_) => {
                 tracing::error!(%error, "auth failed");
                 return ApiError::new(
@@ -189,10 +233,73 @@ impl From<StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
-        // 400 for broken JSON, 422 for JSON of the wrong shape, 415 without the
-        // JSON content type, 413 for a body over the limit.
-        ApiError::new(rejection.status(), "invalid_json", rejection.body_text())
+        use std::error::Error as _;
+        match &rejection {
+            // Fields missing, of the wrong type or unknown: serde's own words name the
+            // field (they describe our schema, nothing of the server's insides).
+            JsonRejection::JsonDataError(error) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!(
+                    "the JSON body does not fit: {}",
+                    error
+                        .source()
+                        .map_or_else(|| error.body_text(), |e| e.to_string())
+                ),
+            ),
+            JsonRejection::JsonSyntaxError(error) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!(
+                    "the body is not JSON: {}",
+                    error
+                        .source()
+                        .map_or_else(|| error.body_text(), |e| e.to_string())
+                ),
+            ),
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected_json",
+                "the body is JSON: Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(bytes) => body_unread(bytes.status(), bytes),
+            _ => body_unread(rejection.status(), &rejection),
+        }
     }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+        body_unread(rejection.status(), &rejection)
+    }
+}
+
+/// A body that could not be read whole: over the limit, past its deadline (the
+/// router's `RequestBodyTimeoutLayer`), or cut off.
+fn body_unread(status: StatusCode, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the body did not arrive in time",
+            );
+        }
+        cause = e.source();
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is larger than this endpoint takes",
+        );
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "the body could not be read",
+    )
 }
 
 /// JSON body whose rejection is one of our errors.
@@ -290,6 +397,14 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not take {method}: see /openapi.json"),
+    )
+}
+
 /// `POST /v1/auth/login`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,6 +478,7 @@ impl From<Session> for SessionResponse {
 
 async fn login(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::listener::Peer>>,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let session = state
@@ -372,6 +488,7 @@ async fn login(
             &request.password,
             request.device.id.as_deref(),
             &request.device.name,
+            peer.map(|axum::Extension(peer)| peer.0.ip()),
             now_ms(),
         )
         .await?;
@@ -628,19 +745,17 @@ async fn users(
     State(state): State<AppState>,
     Caller(claims): Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use wangge_sync_core::role::{GridScope, Role};
-    let role: Role = claims
-        .role
-        .parse()
-        .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unknown role"))?;
-    let Some(everyone) = role.lists_users() else {
+    // The caller's posting as it is now, not as the token says: a demoted supervisor
+    // lists nothing more from the moment the posting changes.
+    let me = current_user(&state, &claims).await?;
+    let Some(everyone) = me.role.lists_users() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("a {} may not list users", role.as_str()),
+            format!("a {} may not list users", me.role.as_str()),
         ));
     };
-    let scope: GridScope = claims.scope.parse().unwrap_or_default();
+    let scope = me.scope;
     let users: Vec<serde_json::Value> = state
         .store
         .users()
@@ -670,7 +785,7 @@ async fn sync(
     State(state): State<AppState>,
     Caller(claims): Caller,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let cbor = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -683,6 +798,7 @@ async fn sync(
             "the sync body is CBOR: Content-Type: application/cbor",
         ));
     }
+    let body = body?;
     // The posting as it is now, not as it was when the token was issued: a worker
     // moved to other grids receives the new ones (and loses the old) at once.
     let user = current_user(&state, &claims).await?;
@@ -969,8 +1085,18 @@ const PUSH_MAX_MESSAGE_BYTES: usize = 16 * 1024;
 async fn push(
     State(state): State<AppState>,
     Caller(claims): Caller,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "websocket_required",
+            "/v1/push is a WebSocket: send a GET with Upgrade: websocket",
+        )
+    })?;
     let user = current_user(&state, &claims).await?;
     let scope = wangge_sync_core::sync::UserScope {
         user: user.id,

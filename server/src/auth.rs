@@ -6,6 +6,7 @@
 //! rotating adds a key and retires the others, which still verify until the tokens
 //! they signed have expired, so a rotation logs nobody out.
 
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use argon2::Argon2;
@@ -17,6 +18,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::login_throttle::{LoginThrottle, ThrottleSettings};
 use crate::store::{Device, RefreshOutcome, RefreshToken, SigningKey, Store, StoreError, User};
 
 /// Why authentication failed. Each maps to one HTTP status and error code.
@@ -49,6 +51,24 @@ pub enum AuthError {
     /// A field of the request is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// Too many wrong passwords for this account or from this address: wait.
+    #[error("too many failed logins {}; try again in {retry_after_s} s", if *.by_address { "from this address" } else { "for this account" })]
+    Throttled {
+        /// Seconds to wait.
+        retry_after_s: u64,
+        /// Whether the address (not the account) is blocked.
+        by_address: bool,
+    },
+    /// The user has their maximum of active devices, none of them unused long enough
+    /// to be recycled.
+    #[error(
+        "this account has {max} active devices: log in with one of them (its device id) \
+         or have an administrator revoke one (`wangge device revoke`)"
+    )]
+    TooManyDevices {
+        /// The maximum.
+        max: usize,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -158,7 +178,17 @@ pub struct Auth {
     store: Arc<dyn Store>,
     lifetimes: TokenLifetimes,
     keys: RwLock<Vec<SigningKey>>,
+    throttle: LoginThrottle,
+    /// Active devices a user may have at once.
+    max_devices: usize,
 }
+
+/// Active devices per user by default (`WANGGE_MAX_DEVICES_PER_USER`).
+pub const DEFAULT_MAX_DEVICES: usize = 10;
+
+/// A user's device not seen for this long (ms) is recycled (revoked) when a new one
+/// would pass the maximum.
+pub const DEVICE_UNUSED_MS: i64 = 30 * 86_400_000;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,12 +209,22 @@ impl Auth {
             store,
             lifetimes,
             keys: RwLock::new(Vec::new()),
+            throttle: LoginThrottle::default(),
+            max_devices: DEFAULT_MAX_DEVICES,
         };
         if auth.store.signing_keys().await?.is_empty() {
             rotate_signing_key(auth.store.as_ref(), now_ms).await?;
         }
         auth.reload_keys().await?;
         Ok(auth)
+    }
+
+    /// The same, with login throttling and the device maximum set (`serve` reads
+    /// them from the settings).
+    pub fn with_limits(mut self, throttle: ThrottleSettings, max_devices: usize) -> Auth {
+        self.throttle = LoginThrottle::new(throttle);
+        self.max_devices = max_devices.max(1);
+        self
     }
 
     async fn reload_keys(&self) -> Result<(), AuthError> {
@@ -205,15 +245,35 @@ impl Auth {
         password: &str,
         device_id: Option<&str>,
         device_name: &str,
+        peer: Option<IpAddr>,
         now_ms: i64,
     ) -> Result<Session, AuthError> {
+        if let Err(blocked) = self.throttle.check(user_id, peer, now_ms) {
+            return Err(AuthError::Throttled {
+                retry_after_s: u64::try_from((blocked.retry_after_ms + 999) / 1000).unwrap_or(1),
+                by_address: blocked.by_address,
+            });
+        }
         let user = self.store.user(user_id).await?;
         // Hash even for an unknown user, so the response time does not tell.
         let known = user.as_ref().map(|u| u.password_hash.as_str());
         let valid = verify_password(known.unwrap_or(&DUMMY_HASH), password);
         let Some(user) = user.filter(|_| valid) else {
+            for block in self.throttle.failed(user_id, peer, now_ms) {
+                tracing::warn!(what = %block.what, block_ms = block.block_ms, failures = block.failures, "login throttled");
+                let detail = format!(
+                    "{} blocked {} s after {} failed logins",
+                    block.what,
+                    block.block_ms / 1000,
+                    block.failures
+                );
+                self.store
+                    .audit(now_ms, "-", "auth.throttle", &detail)
+                    .await?;
+            }
             return Err(AuthError::BadCredentials);
         };
+        self.throttle.succeeded(user_id);
         if user.disabled {
             return Err(AuthError::Disabled);
         }
@@ -239,6 +299,7 @@ impl Auth {
                         "device name must be 1-100 bytes".to_owned(),
                     ));
                 }
+                self.make_room_for_a_device(&user.id, now_ms).await?;
                 let device = Device {
                     id: uuid::Uuid::now_v7().to_string(),
                     user_id: user.id.clone(),
@@ -352,6 +413,35 @@ impl Auth {
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
             .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// Before a new device of `user` is registered: at the maximum, the device seen
+    /// least recently is recycled (revoked, audited) if it has not been seen for
+    /// [`DEVICE_UNUSED_MS`]; otherwise the login is refused.
+    async fn make_room_for_a_device(&self, user: &str, now_ms: i64) -> Result<(), AuthError> {
+        let mut active: Vec<Device> = self
+            .store
+            .devices(Some(user))
+            .await?
+            .into_iter()
+            .filter(|d| d.revoked_at.is_none())
+            .collect();
+        if active.len() < self.max_devices {
+            return Ok(());
+        }
+        active.sort_by_key(|d| d.last_seen_at.unwrap_or(d.created_at));
+        let oldest = &active[0];
+        if now_ms - oldest.last_seen_at.unwrap_or(oldest.created_at) < DEVICE_UNUSED_MS {
+            return Err(AuthError::TooManyDevices {
+                max: self.max_devices,
+            });
+        }
+        self.store.revoke_device(&oldest.id, now_ms).await?;
+        self.store
+            .audit(now_ms, user, "device.recycle", &oldest.id)
+            .await?;
+        tracing::info!(%user, device = %oldest.id, "unused device recycled for a new one");
+        Ok(())
     }
 
     /// Checks an access token (signature, expiry, issuer) and that its device is

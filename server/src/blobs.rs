@@ -15,7 +15,7 @@ use std::time::Duration;
 use wangge_sync_core::photo::{PhotoError, sha256_hex, sniff_format};
 
 use crate::photos::{ProcessedPhoto, SERVER_LIMITS, probe, process};
-use crate::store::blobs::{BlobRow, DerivativeRow, NewBlob, UploadRow};
+use crate::store::blobs::{BlobRow, DerivativeRow, NewBlob, UploadRow, UploadStart};
 use crate::store::{Store, StoreError};
 
 /// The served variants.
@@ -313,9 +313,6 @@ impl Blobs {
                 refuse_early(chunk)?;
             }
             let max = self.settings.max_uploads_per_device;
-            if self.store.uploads_of_device(&who.device, now).await? >= max {
-                return Err(BlobError::TooMany { max });
-            }
             let row = UploadRow {
                 sha256: sha256.to_owned(),
                 device: who.device.clone(),
@@ -326,11 +323,13 @@ impl Blobs {
                 updated_at: now,
                 expires_at: self.expires_at(now),
             };
-            let started = self.store.upload_start(&row, chunk).await?;
-            if started {
-                self.metrics.blob_bytes_received.inc_by(chunk_length);
+            let started = self.store.upload_start(&row, chunk, max).await?;
+            if started == UploadStart::TooMany {
+                return Err(BlobError::TooMany { max });
             }
-            if !started {
+            if started == UploadStart::Started {
+                self.metrics.blob_bytes_received.inc_by(chunk_length);
+            } else {
                 // Another request of this device started it in between.
                 let received = self
                     .store

@@ -91,8 +91,21 @@ impl Derive for Materializer<'_> {
                     receipt,
                     &PatrolRules::default(),
                 );
+                let mut meta = DocMeta::of(kind, doc, &context).1;
+                if self.rules.grids.is_some() {
+                    // Handed out by the grids the server located its check-ins in, as
+                    // the API decides who sees it, never by the grids the phone claimed.
+                    let mut located: Vec<_> = assessment
+                        .checkins
+                        .iter()
+                        .filter_map(|c| c.placement.as_ref().and_then(|p| p.grid))
+                        .collect();
+                    located.sort();
+                    located.dedup();
+                    meta.grids = located;
+                }
                 Derived {
-                    meta: DocMeta::of(kind, doc, &context).1,
+                    meta,
                     case: None,
                     photos: Vec::new(),
                     patrol: crate::patrol::rows_of(id, &record, &assessment, receipt),

@@ -221,3 +221,61 @@ fn bounded_from_env(
             }),
     }
 }
+
+/// The connection layer's limits from the environment (`WANGGE_MAX_CONNECTIONS`,
+/// `WANGGE_HEADER_TIMEOUT_SECONDS`), the defaults of
+/// [`crate::listener::ConnectionLimits::for_open_files`] otherwise. A cap above what
+/// the open-files limit leaves is lowered to it.
+pub fn connection_limits_from_env(
+    open_files: u64,
+) -> Result<crate::listener::ConnectionLimits, String> {
+    let defaults = crate::listener::ConnectionLimits::for_open_files(open_files);
+    let most = defaults.max_connections as u64;
+    let max = bounded_from_env("WANGGE_MAX_CONNECTIONS", most, 1..=10_000_000)?;
+    Ok(crate::listener::ConnectionLimits {
+        max_connections: usize::try_from(max.min(most)).unwrap_or(usize::MAX),
+        header_timeout: std::time::Duration::from_secs(bounded_from_env(
+            "WANGGE_HEADER_TIMEOUT_SECONDS",
+            defaults.header_timeout.as_secs(),
+            1..=3600,
+        )?),
+    })
+}
+
+/// The time a request's body may take to arrive (`WANGGE_BODY_TIMEOUT_SECONDS`,
+/// 60 s by default): a body that stalls is cut off, not waited on forever.
+pub fn body_timeout_from_env() -> Result<std::time::Duration, String> {
+    Ok(std::time::Duration::from_secs(bounded_from_env(
+        "WANGGE_BODY_TIMEOUT_SECONDS",
+        60,
+        1..=3600,
+    )?))
+}
+
+/// Login throttling and the devices per user from the environment
+/// (`WANGGE_LOGIN_FREE_FAILURES`, `WANGGE_LOGIN_FREE_FAILURES_PER_ADDRESS`,
+/// `WANGGE_MAX_DEVICES_PER_USER`), the defaults otherwise.
+pub fn login_limits_from_env() -> Result<(crate::login_throttle::ThrottleSettings, usize), String> {
+    let defaults = crate::login_throttle::ThrottleSettings::default();
+    let throttle = crate::login_throttle::ThrottleSettings {
+        account_free: u32::try_from(bounded_from_env(
+            "WANGGE_LOGIN_FREE_FAILURES",
+            u64::from(defaults.account_free),
+            1..=1000,
+        )?)
+        .unwrap_or(defaults.account_free),
+        address_free: u32::try_from(bounded_from_env(
+            "WANGGE_LOGIN_FREE_FAILURES_PER_ADDRESS",
+            u64::from(defaults.address_free),
+            1..=100_000,
+        )?)
+        .unwrap_or(defaults.address_free),
+        ..defaults
+    };
+    let devices = bounded_from_env(
+        "WANGGE_MAX_DEVICES_PER_USER",
+        crate::auth::DEFAULT_MAX_DEVICES as u64,
+        1..=1000,
+    )?;
+    Ok((throttle, usize::try_from(devices).unwrap_or(usize::MAX)))
+}

@@ -10,6 +10,8 @@ pub mod doc_cache;
 pub mod double_report;
 pub mod escalation;
 pub mod grids;
+pub mod listener;
+pub mod login_throttle;
 pub mod metrics;
 pub mod patrol;
 pub mod photos;

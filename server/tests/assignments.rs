@@ -509,7 +509,8 @@ async fn a_district_supervisor_reposts_people_within_the_district_only() {
             ),
             "{backend:?}"
         );
-        // A new role and no team, also inside: the officer becomes an assistant.
+        // A field role without a team is refused (its cases are routed by team), and
+        // nothing changes.
         let (status, answer) = put_posting(
             &api,
             &zy_sup,
@@ -517,9 +518,54 @@ async fn a_district_supervisor_reposts_people_within_the_district_only() {
             json!({ "role": "assistant", "team": null, "scope": "410102001001,410102001002" }),
         )
         .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (400, "invalid_posting"),
+            "{backend:?}: {answer}"
+        );
+        assert_eq!(
+            error_message(&answer),
+            "a assistant posting needs a team: its dispatched cases are routed by team"
+        );
+        // A new role and a new team, also inside: the officer becomes an assistant.
+        let (status, answer) = put_posting(
+            &api,
+            &zy_sup,
+            "officer",
+            json!({ "role": "assistant", "team": "enforcement", "scope": "410102001001,410102001002" }),
+        )
+        .await;
         assert_eq!(status, 200, "{backend:?}: {answer}");
         assert_eq!(answer["assignment"]["role"]["code"], "assistant");
-        assert_eq!(answer["assignment"]["team"], Value::Null);
+        assert_eq!(answer["assignment"]["team"]["code"], "enforcement");
+        // Nobody changes their own posting, not even inside their own grids.
+        let (status, answer) = put_posting(
+            &api,
+            &zy_sup,
+            "zy-sup",
+            json!({ "role": "acceptor", "team": null, "scope": "410102" }),
+        )
+        .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (403, "forbidden"),
+            "{backend:?}: {answer}"
+        );
+        let admin = token(&api, "admin").await;
+        let (status, answer) = put_posting(
+            &api,
+            &admin,
+            "admin",
+            json!({ "role": "acceptor", "team": null, "scope": "*" }),
+        )
+        .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (403, "forbidden"),
+            "{answer}"
+        );
+        let still = api.store.user("zy-sup").await.expect("read").expect("user");
+        assert_eq!(still.role, Role::DistrictSupervisor, "{backend:?}");
         // The change shows in the list at once.
         let (_, listed) = get(&api, &zy_sup, "/v1/assignments?role=assistant").await;
         assert_eq!(users_of(&listed), ["officer"]);
@@ -649,7 +695,7 @@ async fn a_district_supervisor_reposts_people_within_the_district_only() {
             put_posting(&api, &zy_sup, "sweeper", json!({ "role": "assistant" })).await;
         assert_eq!(
             (status, error_code(&answer)),
-            (422, "invalid_json"),
+            (422, "invalid_body"),
             "no scope"
         );
         let (status, answer) = put_posting(
@@ -661,7 +707,7 @@ async fn a_district_supervisor_reposts_people_within_the_district_only() {
         .await;
         assert_eq!(
             (status, error_code(&answer)),
-            (422, "invalid_json"),
+            (422, "invalid_body"),
             "unknown field"
         );
         let (status, answer) =
@@ -740,6 +786,26 @@ async fn a_new_posting_routes_at_once_and_reaches_the_token_at_refresh() {
             responsible(&api, &officer, POINT_A).await,
             json!({ "handlers": [], "grid_leaders": ["leader"], "supervisors": ["zy-sup"] }),
             "{backend:?}"
+        );
+        // `GET /v1/users` reads the caller's posting as it is now, not the token's: a
+        // district supervisor demoted to field work lists nobody from that moment.
+        let zy_sup = token(&api, "zy-sup").await;
+        let (status, listed) = get(&api, &zy_sup, "/v1/users").await;
+        assert_eq!(status, 200, "{backend:?}: {listed}");
+        assert!(!listed["users"].as_array().expect("users").is_empty());
+        let (status, _) = put_posting(
+            &api,
+            &admin,
+            "zy-sup",
+            json!({ "role": "enforcement_officer", "team": "enforcement", "scope": "410102001001" }),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend:?}");
+        let (status, refused) = get(&api, &zy_sup, "/v1/users").await;
+        assert_eq!(
+            (status, error_code(&refused)),
+            (403, "forbidden"),
+            "{backend:?}: {refused}"
         );
         // The token issued before keeps the old posting; the refreshed one has the new.
         let (_, me) = get(&api, &sweeper, "/v1/me").await;

@@ -836,6 +836,38 @@ async fn every_bad_upload_gets_a_clear_4xx_and_stores_nothing() {
     }
 }
 
+/// The cap on a device's half uploads holds when its first chunks arrive all at once
+/// (it was counted, then inserted: 64 parallel starts were all accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_first_chunks_of_one_device_respect_the_upload_cap() {
+    for fresh in backends().await {
+        let backend = fresh.store.backend();
+        let api = Arc::new(start(fresh.store.clone()).await);
+        let token = login(&api, "officer").await;
+        let mut running = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let api = Arc::clone(&api);
+            let token = token.clone();
+            running.spawn(async move {
+                let photo = camera_photo(300 + n);
+                let sha = sha256_hex(&photo);
+                patch(&api, &token, &sha, 0, photo.len(), &photo[..CHUNK])
+                    .await
+                    .status
+            });
+        }
+        let mut statuses = Vec::new();
+        while let Some(status) = running.join_next().await {
+            statuses.push(status.expect("task"));
+        }
+        let accepted = statuses.iter().filter(|s| **s == 204).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!((accepted, refused), (4, 60), "{backend:?}: {statuses:?}");
+        let live = fresh.raw.texts("SELECT sha256 FROM blob_uploads").await;
+        assert_eq!(live.len(), 4, "{backend:?}");
+    }
+}
+
 fn expect_ok(answer: Answer) -> Answer {
     assert_eq!(answer.status, 204, "{}", answer.code());
     answer

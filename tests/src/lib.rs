@@ -95,8 +95,20 @@ impl Server {
     /// Runs `wangge ARGS` (a command that serves) and waits until it prints the
     /// address it listens on; also returns the lines it printed before.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Server, Vec<String>) {
+        Server::spawn_in(None, args, env)
+    }
+
+    /// [`Server::spawn`] in working directory `dir` (the test's own by default).
+    pub fn spawn_in(
+        dir: Option<&Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
         use std::io::BufRead as _;
         let mut command = wangge();
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         command
             .args(args)
             .env("WANGGE_LOG", "warn")

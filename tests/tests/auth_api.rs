@@ -224,15 +224,224 @@ fn bad_requests_get_json_errors() {
         "application/json",
         "{\"user\":\"w1\",\"password\":\"x\",\"device\":{},\"admin\":true}",
     );
-    assert_eq!((status, code(&body)), (422, "invalid_json"), "{body}");
+    assert_eq!((status, code(&body)), (422, "invalid_body"), "{body}");
+    let (status, body) = raw("application/json", "{\"user\":\"w1\",\"device\":{}}");
+    assert_eq!((status, code(&body)), (422, "invalid_body"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field `password`")),
+        "{body}"
+    );
     let (status, body) = raw("text/plain", "hello");
-    assert_eq!((status, code(&body)), (415, "invalid_json"));
+    assert_eq!((status, code(&body)), (415, "expected_json"));
     let (status, body) = get(&server, "/v2/nothing", None);
     assert_eq!((status, code(&body)), (404, "not_found"));
+    // A method an endpoint does not take: our JSON, not an empty 405.
+    for (method, path) in [
+        ("POST", "/v1/cases"),
+        ("DELETE", "/healthz"),
+        ("PUT", "/v1/me"),
+    ] {
+        let url = server.url(path);
+        let (status, body) = answer(match method {
+            "POST" => http()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send("{}"),
+            "PUT" => http()
+                .put(&url)
+                .header("Content-Type", "application/json")
+                .send("{}"),
+            _ => http().delete(&url).call(),
+        });
+        assert_eq!(
+            (status, code(&body)),
+            (405, "method_not_allowed"),
+            "{method} {path}: {body}"
+        );
+    }
+    // A 401 says which scheme it wants (RFC 6750), and a refused token's library
+    // details stay in the log.
+    let mut response = http().get(server.url("/v1/me")).call().expect("answer");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some(r#"Bearer realm="wangge""#)
+    );
+    let _ = response.body_mut().read_to_string();
+    let forged = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ3MSJ9.";
+    let mut response = http()
+        .get(server.url("/v1/me"))
+        .header("Authorization", format!("Bearer {forged}"))
+        .call()
+        .expect("answer");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some(r#"Bearer realm="wangge", error="invalid_token""#)
+    );
+    let text = response.body_mut().read_to_string().expect("body");
+    let body: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(code(&body), "token_invalid");
+    assert!(
+        !text.contains("variant") && !text.contains("HS256"),
+        "{text}"
+    );
+    // The push socket asked for without an upgrade: our JSON too.
+    let session = login(&server);
+    let token = session["access_token"].as_str().expect("token");
+    let (status, body) = get(&server, "/v1/push", Some(token));
+    assert_eq!((status, code(&body)), (400, "websocket_required"), "{body}");
     let (status, body) = post(
         &server,
         "/v1/auth/login",
         &json!({ "user": "w1", "password": PASSWORD, "device": { "name": "" } }),
     );
     assert_eq!((status, code(&body)), (400, "invalid_request"));
+}
+
+/// A device name is the phone's to choose: `wangge device list` shows its control
+/// characters escaped, so a name holding a terminal escape sequence cannot rewrite the
+/// operator's screen or break the columns.
+#[test]
+fn device_list_escapes_control_characters_in_names() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[]);
+    let hostile = "Redmi\u{1b}]0;pwned\u{7}\u{1b}[2J\tcol";
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "name": hostile } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    drop(server);
+    let listed = wangge_ok(&["device", "list", "--database", &url], "");
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{7}'),
+        "{listed:?}"
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.contains("Redmi"))
+        .expect("the device");
+    assert_eq!(line.split('\t').count(), 5, "{line:?}");
+    assert!(
+        line.contains(r"Redmi\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9}col"),
+        "{line:?}"
+    );
+}
+
+/// A field worker's posting names a team: their dispatched cases are routed by team.
+#[test]
+fn a_field_worker_cannot_be_added_or_posted_without_a_team() {
+    let (_dir, url) = database();
+    let output = wangge_tests::wangge()
+        .args([
+            "user",
+            "add",
+            "--database",
+            &url,
+            "--id",
+            "w2",
+            "--name",
+            "李师傅",
+        ])
+        .args(["--role", "enforcement_officer", "--scope", "410102001001"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("wangge");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a team"), "{stderr}");
+    let output = wangge_tests::wangge()
+        .args([
+            "user",
+            "assign",
+            "--database",
+            &url,
+            "--id",
+            "w1",
+            "--team",
+            "-",
+        ])
+        .output()
+        .expect("wangge");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a team"), "{stderr}");
+}
+
+/// Over HTTP: guessing passwords gets 429 with `Retry-After` (the right password too,
+/// until the block passes), and a new device past the maximum gets 409.
+#[test]
+fn guessing_is_throttled_and_devices_are_bounded() {
+    let (_dir, url) = database();
+    let server = Server::start(
+        &url,
+        &[
+            ("WANGGE_LOGIN_FREE_FAILURES", "3"),
+            ("WANGGE_MAX_DEVICES_PER_USER", "2"),
+        ],
+    );
+    let session = login(&server);
+    let device_id = session["device"]["id"]
+        .as_str()
+        .expect("device id")
+        .to_owned();
+    for _ in 0..4 {
+        let (status, body) = post(
+            &server,
+            "/v1/auth/login",
+            &json!({ "user": "w1", "password": "guess", "device": { "name": "x" } }),
+        );
+        assert_eq!((status, code(&body)), (401, "bad_credentials"));
+    }
+    let mut response = http()
+        .post(server.url("/v1/auth/login"))
+        .send_json(json!({ "user": "w1", "password": PASSWORD, "device": { "id": device_id } }))
+        .expect("answer");
+    assert_eq!(response.status(), 429);
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    assert_eq!(code(&body), "too_many_attempts");
+    std::thread::sleep(std::time::Duration::from_secs(retry));
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "id": device_id } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    // A second device, then a third is refused; the registered ones still log in.
+    let (status, _) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "name": "second" } }),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "name": "third" } }),
+    );
+    assert_eq!((status, code(&body)), (409, "too_many_devices"), "{body}");
+    let (status, _) = post(
+        &server,
+        "/v1/auth/login",
+        &json!({ "user": "w1", "password": PASSWORD, "device": { "id": device_id } }),
+    );
+    assert_eq!(status, 200);
 }

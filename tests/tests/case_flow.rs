@@ -38,6 +38,24 @@ fn officer_and_maintenance(url: &str, community: &str) {
     );
 }
 
+/// [`officer_and_maintenance`] in `community`, a municipal maintenance worker
+/// (`outsider`) in `other_grid`'s community and the 金水区 supervisor.
+fn officer_maintenance_outsider_and_supervisor(
+    url: &str,
+    community: &str,
+    other_grid: &wangge_sync_core::grid::GridCode,
+) {
+    officer_and_maintenance(url, community);
+    add_user(
+        url,
+        "outsider",
+        "municipal_maintenance",
+        Some("municipal_maintenance"),
+        &other_grid.community().to_string(),
+    );
+    add_user(url, "supervisor", "district_supervisor", None, JINSHUI);
+}
+
 fn act(server: &Server, phone: &Phone, id: &str, body: Value) -> (u16, Value) {
     answer(
         http()
@@ -62,15 +80,7 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
     let community = grid.community().to_string();
     for database in databases() {
         let url = &database.url;
-        officer_and_maintenance(url, &community);
-        add_user(
-            url,
-            "outsider",
-            "municipal_maintenance",
-            Some("municipal_maintenance"),
-            &other_grid.community().to_string(),
-        );
-        add_user(url, "supervisor", "district_supervisor", None, JINSHUI);
+        officer_maintenance_outsider_and_supervisor(url, &community, &other_grid);
         let server = Server::start(url, &[]);
         let backend = database.backend;
 
@@ -559,5 +569,114 @@ fn the_scope_matrix_of_the_case_endpoints() {
             let (status, body) = act(&server, &phone, id, json!({ "action": "verify" }));
             assert_eq!(status, verify, "{backend}: {user} verifies: {body}");
         }
+    }
+}
+
+/// The officer's own case, edited raw as a tampered phone could (the reporter may
+/// edit the location and grid): `edit` runs on the document with the phone's actor.
+fn tamper(
+    phone: &mut Phone,
+    id: &str,
+    edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) {
+    let mut case = phone.case(id);
+    let actor = automerge::ActorId::from(hex_bytes(&phone.actor.device));
+    let doc = case.automerge_mut();
+    doc.set_actor(actor);
+    let mut tx = doc.transaction();
+    edit(&mut tx);
+    tx.commit();
+    phone.write(id, &case);
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A grid the server cannot check against a location never puts a case into
+/// another area's lists: a location that is not one is refused with the batch, and a
+/// grid claimed without any location outside the reporter's posting is taken away.
+#[test]
+fn a_claimed_grid_the_server_cannot_check_enters_no_other_areas_scope() {
+    use automerge::transaction::Transactable as _;
+    let [(grid, position), (other_grid, _)] = two_places();
+    let community = grid.community().to_string();
+    for database in databases() {
+        let url = &database.url;
+        officer_maintenance_outsider_and_supervisor(url, &community, &other_grid);
+        let server = Server::start(url, &[]);
+        let backend = database.backend;
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let mut outsider = Phone::login(&server, "outsider", PASSWORD);
+        let supervisor = Phone::login(&server, "supervisor", PASSWORD);
+
+        // No location at all, and the other community's grid claimed.
+        let moved = "0193f0a0-0000-7000-8000-0000000000d1";
+        officer.report(moved, "E0102", grid, position);
+        let other = other_grid.to_string();
+        tamper(&mut officer, moved, |tx| {
+            tx.delete(automerge::ROOT, "location").expect("delete");
+            tx.put(automerge::ROOT, "grid", other.as_str())
+                .expect("put");
+        });
+        let round = officer.sync(&server);
+        assert_eq!(round.acknowledged, 1, "{backend}: {round:?}");
+        assert_eq!(officer.fold(moved).record.grid, None, "{backend}");
+        let (status, body) = outsider.get(&server, "/v1/cases");
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert!(
+            !listed(&body).contains(&moved.to_owned()),
+            "{backend}: {body}"
+        );
+        outsider.sync(&server);
+        assert!(
+            !outsider.store.documents().contains_key(moved),
+            "{backend}: the outsider's phone received it"
+        );
+        // Still the reporter's, and the supervisor's to locate.
+        let (status, body) = officer.get(&server, &format!("/v1/cases/{moved}"));
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body["case"]["grid"], Value::Null, "{backend}: {body}");
+
+        // A location whose longitude is a map: the whole batch is refused, nothing is
+        // stored.
+        let broken = "0193f0a0-0000-7000-8000-0000000000d2";
+        officer.report(broken, "E0102", grid, position);
+        tamper(&mut officer, broken, |tx| {
+            let location = tx
+                .put_object(automerge::ROOT, "location", automerge::ObjType::Map)
+                .expect("location");
+            tx.put_object(&location, "lon", automerge::ObjType::Map)
+                .expect("lon");
+            tx.put(&location, "lat", 34.76).expect("lat");
+            tx.put(automerge::ROOT, "grid", other.as_str())
+                .expect("grid");
+        });
+        // One round, to read its refusal.
+        let request = officer
+            .session
+            .prepare(&mut officer.store)
+            .expect("prepare");
+        let (status, reply) = officer.post(&server, "application/cbor", &request);
+        assert_eq!(status, 200, "{backend}");
+        let round = officer
+            .session
+            .receive(&mut officer.store, &reply)
+            .expect("receive");
+        assert_eq!(round.acknowledged, 0, "{backend}: {round:?}");
+        assert!(
+            round
+                .refused
+                .iter()
+                .any(|r| format!("{r:?}").contains("location")),
+            "{backend}: {round:?}"
+        );
+        let (status, _) = supervisor.get(&server, &format!("/v1/cases/{broken}"));
+        assert_eq!(status, 404, "{backend}");
+        let (_, body) = outsider.get(&server, "/v1/cases");
+        assert!(!listed(&body).contains(&broken.to_owned()), "{backend}");
     }
 }

@@ -3,11 +3,13 @@
 //! endpoints answer a phone's GPS fix and a map's bounding box.
 
 use serde_json::json;
-use wangge_tests::{Server, answer, districts_file, http, wangge_ok};
+use wangge_tests::{Server, answer, http, wangge_ok};
 
-fn demo(database: &str) -> (Server, Vec<String>) {
-    let districts = districts_file();
-    Server::spawn(
+/// `wangge demo` on 上街区 alone, run from `dir` (no project files there: the district
+/// boundaries are built in), its accounts posted where the GPS fix 113.30,34.80 is.
+fn demo(dir: &std::path::Path, database: &str) -> (Server, Vec<String>) {
+    Server::spawn_in(
+        Some(dir),
         &[
             "demo",
             "--database",
@@ -16,8 +18,8 @@ fn demo(database: &str) -> (Server, Vec<String>) {
             "127.0.0.1:0",
             "--adcodes",
             "410106",
-            "--districts",
-            districts.to_str().expect("UTF-8 path"),
+            "--accounts-at",
+            "113.30,34.80",
         ],
         &[],
     )
@@ -26,8 +28,11 @@ fn demo(database: &str) -> (Server, Vec<String>) {
 #[test]
 fn the_demo_serves_the_real_grids_to_every_role() {
     let dir = tempfile::tempdir().expect("temporary directory");
+    // Relative to the directory it runs in, as a user types it.
+    let database = "sqlite://demo.db".to_owned();
+    let (server, printed) = demo(dir.path(), &database);
+    assert!(dir.path().join("demo.db").exists());
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
-    let (server, printed) = demo(&database);
     let accounts: Vec<&String> = printed
         .iter()
         .filter(|l| l.trim().starts_with("demo-"))
@@ -57,6 +62,9 @@ fn the_demo_serves_the_real_grids_to_every_role() {
     assert_eq!(status, 200, "{found}");
     let code = found["grid"]["code"].as_str().expect("code");
     assert!(code.starts_with("410106") && code.len() == 15, "{found}");
+    // The officer works exactly there: the demo posted its accounts around the point.
+    assert_eq!(session["user"]["scope"], json!(code[..12]), "{session}");
+    let street = code[..9].to_owned();
     assert_eq!(found["grid"]["district_name"], "上街区");
     let (status, outside) = get("/v1/grids/locate?lon=113.6654&lat=34.7579");
     assert_eq!(
@@ -142,7 +150,7 @@ fn the_demo_serves_the_real_grids_to_every_role() {
             "--team",
             "sanitation",
             "--scope",
-            "410106002001",
+            "410106999001",
         ],
         "password-123\n",
     );
@@ -170,11 +178,15 @@ fn the_demo_serves_the_real_grids_to_every_role() {
             .map(|u| u["id"].as_str().expect("id").to_owned())
             .collect()
     };
-    let street = listed("demo-dispatcher");
+    let in_street = listed("demo-dispatcher");
     assert!(
-        street.contains(&"demo-officer".to_owned()) && street.contains(&"demo-district".to_owned())
+        in_street.contains(&"demo-officer".to_owned())
+            && in_street.contains(&"demo-district".to_owned())
     );
-    assert!(!street.contains(&"w-next-street".to_owned()), "{street:?}");
+    assert!(
+        !in_street.contains(&"w-next-street".to_owned()),
+        "{in_street:?}"
+    );
     assert!(listed("demo-district").contains(&"w-next-street".to_owned()));
     wangge_ok(
         &[
@@ -185,7 +197,7 @@ fn the_demo_serves_the_real_grids_to_every_role() {
             "--id",
             "w-next-street",
             "--scope",
-            "410106001002",
+            &format!("{street}002"),
         ],
         "",
     );
@@ -205,7 +217,7 @@ fn the_demo_serves_the_real_grids_to_every_role() {
     drop(server);
 
     // A second start keeps the grids and the accounts.
-    let (server, printed) = demo(&database);
+    let (server, printed) = demo(dir.path(), &database);
     assert_eq!(
         printed
             .iter()
@@ -217,4 +229,67 @@ fn the_demo_serves_the_real_grids_to_every_role() {
         "user": "demo-city", "password": "wangge-demo", "device": { "name": "desk" }
     })));
     assert_eq!(status, 200);
+}
+
+/// The README's example point is one the full demo's accounts work at: it lies inside
+/// a district the demo cuts (金水区), so `wangge demo` posts its accounts around it.
+#[test]
+fn the_readmes_example_point_lies_in_a_district_the_demo_cuts() {
+    use geo::Contains as _;
+    let readme = std::fs::read_to_string(wangge_tests::workspace_root().join("README.md"))
+        .expect("README.md");
+    let query = readme
+        .split("grids/locate?")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the README locates a point");
+    let value = |name: &str| -> f64 {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .expect("lon and lat")
+    };
+    let point = wangge_sync_core::geo::LonLat::new(value("lon"), value("lat"))
+        .expect("a point")
+        .to_gcj02(wangge_sync_core::geo::Crs::Wgs84);
+    let bytes = std::fs::read(wangge_tests::districts_file()).expect("districts");
+    let districts = wangge_sync_core::grid::geojson::read_districts(&bytes).expect("districts");
+    let jinshui = districts
+        .iter()
+        .find(|d| d.code.to_string() == "410105")
+        .expect("金水区");
+    assert!(
+        jinshui
+            .geometry
+            .contains(&geo::Point::new(point.lon, point.lat)),
+        "{query} is not in 金水区"
+    );
+}
+
+/// A demo whose setup fails leaves no empty database behind that the next try would
+/// take as set up.
+#[test]
+fn a_failed_demo_leaves_no_database_behind() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = wangge_tests::wangge()
+        .current_dir(dir.path())
+        .args([
+            "demo",
+            "--database",
+            "sqlite://demo.db",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--districts", "no-such-file.geojson"])
+        .output()
+        .expect("wangge");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-file.geojson"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -509,6 +509,28 @@ fn a_patrol_day_covered_reviewed_and_scoped_on_every_backend() {
         assert_eq!(status, 404, "{backend}");
         let (status, own) = w3.get(&server, &format!("/v1/patrol/logs/{w3_id}"));
         assert_eq!(status, 200, "{backend}: {own}");
+        // Each worker lists their own logs (a field worker's scope was once written as
+        // an empty `IN ()`, a 503 for every one of them).
+        for (phone, expected) in [(&w1, "w1"), (&w2, "w2"), (&w3, "w3")] {
+            let (status, listed) = phone.get(&server, &format!("/v1/patrol/logs?{day_q}"));
+            assert_eq!(status, 200, "{backend}: {expected}: {listed}");
+            let workers: Vec<&str> = listed["logs"]
+                .as_array()
+                .expect("logs")
+                .iter()
+                .filter_map(|l| l["worker"].as_str())
+                .collect();
+            assert_eq!(workers, [expected], "{backend}");
+            let (status, listed) = phone.get(
+                &server,
+                &format!("/v1/patrol/logs?{day_q}&verdict=none&limit=5&offset=0"),
+            );
+            assert_eq!(status, 200, "{backend}: {expected}: {listed}");
+        }
+        let (status, _) = w3.get(&server, &format!("/v1/patrol/logs?{day_q}&worker=w1"));
+        assert_eq!(status, 403, "{backend}");
+        let (status, _) = w3.get(&server, &format!("/v1/patrol/logs?{day_q}&unit={street2}"));
+        assert_eq!(status, 403, "{backend}");
         let (status, _) = w3.get(
             &server,
             &format!("/v1/patrol/coverage?unit={street2}&{day_q}"),

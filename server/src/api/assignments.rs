@@ -161,6 +161,12 @@ pub(super) async fn set_posting(
         )
     };
     let user = state.store.user(&id).await?.ok_or_else(user_not_found)?;
+    Role::check_posting(&me.id, &user.id, role, team.as_ref().map(TeamId::as_str)).map_err(
+        |refused| match refused {
+            AssignRefused::TeamRequired(_) => invalid_posting(refused.to_string()),
+            _ => forbidden(refused.to_string()),
+        },
+    )?;
     me.role
         .may_assign(&me.scope, user.role, &user.scope, role, &scope)
         .map_err(|refused| forbidden(refused.to_string()))?;

@@ -43,25 +43,28 @@ impl From<BlobError> for ApiError {
             BlobError::OffsetMismatch { .. } => (StatusCode::CONFLICT, "offset_mismatch"),
             BlobError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             BlobError::HashMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch"),
-            BlobError::Photo(photo) => {
-                let code = match photo {
-                    PhotoError::Empty => "photo_empty",
-                    PhotoError::UnsupportedFormat => "photo_unsupported_format",
-                    PhotoError::HeifUnsupported => "photo_heif_unsupported",
-                    PhotoError::TooLarge { .. } => "photo_too_large",
-                    PhotoError::Corrupt(_) => "photo_corrupt",
-                    PhotoError::Exif(_) => "photo_exif_malformed",
-                    PhotoError::Internal(_) => {
-                        tracing::error!(%message, "photo processing failed");
-                        return ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "internal",
-                            "internal error",
-                        );
-                    }
-                };
-                (StatusCode::UNPROCESSABLE_ENTITY, code)
-            }
+            BlobError::Photo(photo) => match photo {
+                PhotoError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "photo_empty"),
+                PhotoError::UnsupportedFormat => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "photo_unsupported_format")
+                }
+                PhotoError::HeifUnsupported => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "photo_heif_unsupported")
+                }
+                PhotoError::TooLarge { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "photo_too_large")
+                }
+                PhotoError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, "photo_corrupt"),
+                PhotoError::Exif(_) => (StatusCode::UNPROCESSABLE_ENTITY, "photo_exif_malformed"),
+                PhotoError::Internal(_) => {
+                    tracing::error!(%message, "photo processing failed");
+                    return ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal error",
+                    );
+                }
+            },
             BlobError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "photo_busy"),
             BlobError::Store(inner) => {
                 tracing::error!(error = %inner, "storage failed");

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError};
+use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError, Source, Status};
 use wangge_sync_core::catalog::{TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
@@ -50,18 +50,6 @@ pub(super) struct CasesQuery {
     offset: u32,
 }
 
-const STATUSES: [&str; 9] = [
-    "reported",
-    "accepted",
-    "registered",
-    "dispatched",
-    "handled",
-    "verified",
-    "closed",
-    "voided",
-    "deferred",
-];
-
 /// `GET /v1/cases`: newest first, limited to the caller's scope (their grids, their
 /// reports, what is dispatched to them).
 pub(super) async fn list(
@@ -89,10 +77,24 @@ pub(super) async fn list(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+    if let Some(bad) = statuses.iter().find(|s| Status::parse(s).is_none()) {
         return Err(bad_request(
             "invalid_query",
-            format!("status {bad:?}: one of {}", STATUSES.join(", ")),
+            format!(
+                "status {bad:?}: one of {}",
+                Status::ALL.map(Status::as_str).join(", ")
+            ),
+        ));
+    }
+    if let Some(source) = &query.source
+        && Source::parse(source).is_none()
+    {
+        return Err(bad_request(
+            "invalid_query",
+            format!(
+                "source {source:?}: one of {}",
+                Source::ALL.map(Source::as_str).join(", ")
+            ),
         ));
     }
     if let Some(category) = &query.category {

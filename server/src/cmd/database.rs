@@ -16,7 +16,7 @@ use wangge_server::store::{self, Store, User};
 use wangge_sync_core::catalog::{Catalog, TeamId};
 use wangge_sync_core::grid::GridSet;
 use wangge_sync_core::ownership::Ownership;
-use wangge_sync_core::role::{GridScope, Role, check_user_id};
+use wangge_sync_core::role::{AssignRefused, GridScope, Role, check_user_id};
 
 /// Where the database is.
 #[derive(Debug, Args)]
@@ -155,9 +155,11 @@ fn init_logging() {
 async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     tracing::info!(?settings, "starting");
     let store = open(&settings.database_url).await?;
+    let (throttle, max_devices) = config::login_limits_from_env().map_err(anyhow::Error::msg)?;
     let auth = Auth::new(store.clone(), settings.lifetimes, now_ms())
         .await
-        .context("loading the signing keys")?;
+        .context("loading the signing keys")?
+        .with_limits(throttle, max_devices);
     let grids = grids::load(store.as_ref())
         .await
         .context("loading the unit grids")?;
@@ -218,7 +220,13 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     tokio::spawn(collect_photos_periodically(state.clone()));
     let duty_every = config::patrol_duty_every_from_env().map_err(anyhow::Error::msg)?;
     tokio::spawn(snapshot_duties_periodically(state.clone(), duty_every));
-    let app = api::router(state);
+    let open_files = wangge_server::listener::raise_open_files_limit();
+    let limits = config::connection_limits_from_env(open_files).map_err(anyhow::Error::msg)?;
+    let body_timeout = config::body_timeout_from_env().map_err(anyhow::Error::msg)?;
+    tracing::info!(open_files, ?limits, ?body_timeout, "connection limits");
+    let app = api::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        body_timeout,
+    ));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -227,10 +235,14 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     println!("wangge listening on http://{address}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    wangge_server::listener::serve(
+        listener,
+        app,
+        limits,
+        shutdown_signal(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -356,6 +368,9 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 bail!("unknown team {team}: see `wangge catalog export` for the teams");
             }
             let scope: GridScope = scope.parse()?;
+            if role.needs_team() && team.is_none() {
+                bail!("{}", AssignRefused::TeamRequired(role));
+            }
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
@@ -412,6 +427,9 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             let scope: GridScope = scope.map_or(Ok(user.scope), |s| s.parse())?;
+            if role.needs_team() && team.is_none() {
+                bail!("{}", AssignRefused::TeamRequired(role));
+            }
             store.set_posting(&id, role, team.as_ref(), &scope).await?;
             store
                 .audit(
@@ -434,7 +452,7 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}\t{}\t{}\t{}\t{}{}",
                     user.id,
-                    user.display_name,
+                    printable(&user.display_name),
                     user.role.as_str(),
                     user.team.as_ref().map_or("-", |t| t.as_str()),
                     user.scope,
@@ -444,6 +462,26 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
     }
+}
+
+/// Text a user or a phone chose, safe to print on an operator's terminal: control
+/// characters (an escape sequence could rewrite the screen or the title; a tab or a
+/// newline would break the columns) are shown escaped, as `\u{1b}`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 pub fn device(command: DeviceCommand) -> anyhow::Result<ExitCode> {
@@ -456,7 +494,7 @@ pub fn device(command: DeviceCommand) -> anyhow::Result<ExitCode> {
                         "{}\t{}\t{}\t{}\t{}",
                         device.id,
                         device.user_id,
-                        device.name,
+                        printable(&device.name),
                         device.actor_id,
                         if device.revoked_at.is_some() {
                             "revoked"
@@ -578,6 +616,28 @@ pub fn import_grids(set: &GridSet, database: &Database) -> anyhow::Result<()> {
 /// The six urban districts: 中原, 二七, 管城, 金水, 上街, 惠济.
 const URBAN_DISTRICTS: &str = "410102,410103,410104,410105,410106,410108";
 
+/// The real boundaries of Zhengzhou's districts (GCJ-02, `data/README.md`), built in so
+/// that `wangge demo` runs from any directory.
+pub const ZHENGZHOU_DISTRICTS: &[u8] = include_bytes!("../../../data/zhengzhou-districts.geojson");
+
+/// The point the README locates (WGS-84, 金水区 near the city government); the demo's
+/// accounts are posted around it.
+pub const DEMO_POINT: &str = "113.6654,34.7579";
+
+fn parse_lon_lat(text: &str) -> Result<(f64, f64), String> {
+    let (lon, lat) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?}: expected lon,lat"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .map_err(|e| format!("{text:?}: {e}"))
+    };
+    let point = (number(lon)?, number(lat)?);
+    wangge_sync_core::geo::LonLat::new(point.0, point.1).map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(point)
+}
+
 /// The password of every demo account (printed at start; a demo only).
 pub const DEMO_PASSWORD: &str = "wangge-demo";
 
@@ -593,9 +653,16 @@ pub struct DemoArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "WANGGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// The real district boundaries to cut when the database has no grids yet.
-    #[arg(long, default_value = "data/zhengzhou-districts.geojson")]
-    pub districts: std::path::PathBuf,
+    /// The district boundaries to cut when the database has no grids yet; the real
+    /// Zhengzhou districts built into the binary if omitted.
+    #[arg(long)]
+    pub districts: Option<std::path::PathBuf>,
+    /// Where the demo's accounts work (WGS-84 `lon,lat`): they are posted to the
+    /// community, street and district of the unit grid there (the first grid's when
+    /// the point lies outside the cut districts). By default the point the README
+    /// tries.
+    #[arg(long, value_parser = parse_lon_lat, default_value = DEMO_POINT)]
+    pub accounts_at: (f64, f64),
     /// Which districts to cut (adcodes); the six urban districts by default.
     #[arg(long, value_delimiter = ',', default_value = URBAN_DISTRICTS)]
     pub adcodes: Vec<String>,
@@ -642,7 +709,7 @@ fn demo_accounts(
             community.clone(),
         ),
         (
-            "supervisor".into(),
+            "info-supervisor".into(),
             "信息监督员",
             Role::InformationSupervisor,
             None,
@@ -713,28 +780,85 @@ fn demo_accounts(
 pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let runtime = runtime()?;
-    let store = runtime.block_on(open(&args.database))?;
+    // A SQLite file this run creates is removed again if the setup fails, so a failed
+    // first try leaves no empty database that the next try would take as set up.
+    let created = args
+        .database
+        .strip_prefix("sqlite://")
+        .map(|rest| std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+        .filter(|path| !path.exists());
+    let set_up = runtime.block_on(demo_setup(&args));
+    if let (Err(_), Some(path)) = (&set_up, &created) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    set_up?;
+    let settings = Settings {
+        database_url: args.database,
+        listen: args.listen,
+        lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
+        ownership: args.ownership,
+        push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
+    };
+    runtime.block_on(serve_with(settings))
+}
+
+/// The demo's grids (cut once) and accounts (created once).
+async fn demo_setup(args: &DemoArgs) -> anyhow::Result<()> {
+    let store = open(&args.database).await?;
     // One row is enough to know; counting would read the whole table.
-    if runtime.block_on(store.grids_page(None, 1))?.is_empty() {
+    if store.grids_page(None, 1).await?.is_empty() {
+        let (bytes, name) = match &args.districts {
+            Some(path) => (
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (
+                ZHENGZHOU_DISTRICTS.to_vec(),
+                "the built-in Zhengzhou districts".to_owned(),
+            ),
+        };
         eprintln!(
-            "cutting districts {} of {} into unit grids (once; kept in the database)…",
+            "cutting districts {} of {name} into unit grids (once; kept in the database)…",
             args.adcodes.join(","),
-            args.districts.display()
         );
-        let set = super::grid::cut_districts(&args.districts, &args.adcodes, 100.0)
-            .context("run `wangge demo` from the project root, or pass --districts")?;
+        let adcodes = args.adcodes.clone();
+        let set = tokio::task::spawn_blocking(move || {
+            super::grid::cut_district_bytes(&bytes, &name, &adcodes, 100.0)
+        })
+        .await??;
         let rows = grids::to_stored(&set)?;
-        runtime.block_on(store.replace_grids(&rows))?;
+        store.replace_grids(&rows).await?;
         eprintln!("{} unit grids stored", rows.len());
     }
-    let first_grid = runtime
-        .block_on(store.grids_page(None, 1))?
-        .first()
-        .map(|g| g.code.clone())
-        .unwrap_or_default();
+    let (lon, lat) = args.accounts_at;
+    let located = grids::load(store.as_ref())
+        .await?
+        .and_then(|index| {
+            let point = wangge_sync_core::geo::LonLat::new(lon, lat).ok()?;
+            index.locate_gcj02(point.to_gcj02(wangge_sync_core::geo::Crs::Wgs84))
+        })
+        .map(|grid| grid.to_string());
+    let anchor = match located {
+        Some(grid) => grid,
+        None => {
+            eprintln!(
+                "{lon},{lat} lies outside the cut districts: the accounts work around the first grid"
+            );
+            store
+                .grids_page(None, 1)
+                .await?
+                .first()
+                .map(|g| g.code.clone())
+                .unwrap_or_default()
+        }
+    };
     let password_hash = auth::hash_password(DEMO_PASSWORD)?;
-    println!("demo accounts (password {DEMO_PASSWORD}):");
-    for (id, name, role, team, scope) in demo_accounts(&first_grid) {
+    println!("demo accounts (password {DEMO_PASSWORD}), working around grid {anchor}:");
+    for (id, name, role, team, scope) in demo_accounts(&anchor) {
         let user = User {
             id: format!("demo-{id}"),
             display_name: format!("演示{name}"),
@@ -745,24 +869,22 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             created_at: now_ms(),
             disabled: false,
         };
-        match runtime.block_on(store.create_user(&user)) {
+        match store.create_user(&user).await {
             Ok(()) | Err(store::StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         println!(
-            "  {:<20} {:<24} scope {}",
+            "  {:<22} {:<24} {:<10} scope {}",
             user.id,
             role.as_str(),
+            role.name_zh(),
             user.scope
         );
     }
-    drop(store);
-    let settings = Settings {
-        database_url: args.database,
-        listen: args.listen,
-        lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
-        ownership: args.ownership,
-        push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
-    };
-    runtime.block_on(serve_with(settings))
+    println!(
+        "  (field workers report and handle cases in their community; the grid leader, \
+         shift lead and supervisors review patrol logs; the acceptor, shift lead and \
+         dispatcher work the case queue)"
+    );
+    Ok(())
 }

@@ -117,8 +117,22 @@ pub fn cut_districts(
     cell_metres: f64,
 ) -> anyhow::Result<GridSet> {
     let bytes = fs::read(districts).with_context(|| format!("reading {}", districts.display()))?;
-    let boundaries = read_districts(&bytes)
-        .with_context(|| format!("in districts file {}", districts.display()))?;
+    cut_district_bytes(
+        &bytes,
+        &districts.display().to_string(),
+        adcodes,
+        cell_metres,
+    )
+}
+
+/// [`cut_districts`] on a boundary file's bytes; `name` names it in errors.
+pub fn cut_district_bytes(
+    bytes: &[u8],
+    name: &str,
+    adcodes: &[String],
+    cell_metres: f64,
+) -> anyhow::Result<GridSet> {
+    let boundaries = read_districts(bytes).with_context(|| format!("in districts file {name}"))?;
     let selected = adcodes
         .iter()
         .map(|a| a.trim().parse::<DistrictCode>())

@@ -99,6 +99,17 @@ pub struct GcBatch {
     pub deleted: Vec<(String, i64)>,
 }
 
+/// What [`BlobStore::upload_start`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadStart {
+    /// Started.
+    Started,
+    /// The device has a half upload of this photo already.
+    Exists,
+    /// The device has its maximum of half uploads.
+    TooMany,
+}
+
 /// Photo storage.
 pub trait BlobStore: Send + Sync {
     /// An accepted photo.
@@ -108,8 +119,16 @@ pub trait BlobStore: Send + Sync {
     -> StoreFuture<'a, Option<UploadRow>>;
     /// How many half uploads a device has that have not expired at `now`.
     fn uploads_of_device<'a>(&'a self, device: &'a str, now: i64) -> StoreFuture<'a, u64>;
-    /// Starts a half upload with its first chunk; false if the device has one already.
-    fn upload_start<'a>(&'a self, row: &'a UploadRow, first: &'a [u8]) -> StoreFuture<'a, bool>;
+    /// Starts a half upload with its first chunk, unless the device has one of this
+    /// photo already or `max_live` unexpired ones (at `row.created_at`): counted and
+    /// inserted in one transaction under the device's row lock, so parallel first
+    /// chunks cannot all pass the count.
+    fn upload_start<'a>(
+        &'a self,
+        row: &'a UploadRow,
+        first: &'a [u8],
+        max_live: u64,
+    ) -> StoreFuture<'a, UploadStart>;
     /// Appends a chunk at `start` if the upload has received exactly `start` bytes and
     /// has not expired at `now`: the new count, or `None` (nothing stored).
     fn upload_append<'a>(
@@ -220,10 +239,29 @@ macro_rules! impl_blob_store {
                 &'a self,
                 row: &'a $crate::store::blobs::UploadRow,
                 first: &'a [u8],
-            ) -> $crate::store::StoreFuture<'a, bool> {
+                max_live: u64,
+            ) -> $crate::store::StoreFuture<'a, $crate::store::blobs::UploadStart> {
+                use $crate::store::blobs::UploadStart;
                 Box::pin(async move {
                     let _turn = self.write_turn().await;
                     let mut tx = self.pool.begin().await?;
+                    // The device's row, locked until the end of the transaction (a
+                    // no-op update takes PostgreSQL's row lock; SQLite's writers take
+                    // turns anyway): one first chunk of a device at a time.
+                    sqlx::query("UPDATE devices SET id = id WHERE id = $1")
+                        .bind(&row.device)
+                        .execute(&mut *tx)
+                        .await?;
+                    let live: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM blob_uploads WHERE device = $1 AND expires_at >= $2",
+                    )
+                    .bind(&row.device)
+                    .bind(row.created_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if u64::try_from(live).unwrap_or(0) >= max_live {
+                        return Ok(UploadStart::TooMany);
+                    }
                     let inserted = sqlx::query(
                         "INSERT INTO blob_uploads (sha256, device, user_id, length, received,
                              created_at, updated_at, expires_at)
@@ -242,7 +280,7 @@ macro_rules! impl_blob_store {
                     .await?
                     .rows_affected();
                     if inserted == 0 {
-                        return Ok(false);
+                        return Ok(UploadStart::Exists);
                     }
                     if !first.is_empty() {
                         sqlx::query(
@@ -256,7 +294,7 @@ macro_rules! impl_blob_store {
                         .await?;
                     }
                     tx.commit().await?;
-                    Ok(true)
+                    Ok(UploadStart::Started)
                 })
             }
 

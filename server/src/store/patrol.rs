@@ -736,8 +736,12 @@ macro_rules! impl_patrol_store {
         }
 
         /// `area IN (…)` for unit prefixes (`""`: any; 2 and 4 digits: the districts
-        /// beginning so).
+        /// beginning so; none: nothing, never an empty `IN ()`).
         fn push_area_in(q: &mut sqlx::QueryBuilder<sqlx::$db>, prefixes: &[String]) {
+            if prefixes.is_empty() {
+                q.push("FALSE");
+                return;
+            }
             q.push("(");
             for (i, prefix) in prefixes.iter().enumerate() {
                 if i > 0 {

@@ -1,0 +1,153 @@
+//! The connections under the HTTP API: a cap on how many are open at once (below the
+//! process's open-files limit, which is raised to its hard limit at start), a deadline
+//! for a request's headers (which also ends a keep-alive connection left idle), and a
+//! graceful stop. Bodies get their own deadline in the router (`api::router`).
+//!
+//! Why not `axum::serve`: it has neither a cap nor a header deadline (hyper's needs a
+//! timer that `axum::serve` does not give it), so 20,000 silent connections exhausted
+//! the descriptors and `/healthz` stopped answering.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+/// Descriptors kept for everything but client connections: the database pool, photo
+/// files, logs, the listener itself.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// The limits of the connection layer (`docs/operations.md` lists their settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open client connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive, counted from when the connection is
+    /// ready for them (so also the time a keep-alive connection may sit idle).
+    pub header_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// The defaults: 20 s for headers, and as many connections as the open-files
+    /// limit `open_files` leaves after [`RESERVED_DESCRIPTORS`].
+    pub fn for_open_files(open_files: u64) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: usize::try_from(
+                open_files.saturating_sub(RESERVED_DESCRIPTORS).max(16),
+            )
+            .unwrap_or(usize::MAX),
+            header_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (a service manager often starts
+/// processes at 1,024); returns the soft limit in force afterwards.
+pub fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "could not raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in
+/// flight finish (at most `grace`). Each request carries the peer's address as
+/// [`ConnectInfo`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stopping, stop) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or memory for a moment: wait, do not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            async move {
+                use tower::Service as _;
+                let response: Result<_, Infallible> =
+                    app.call(request.map(axum::body::Body::new)).await;
+                response
+            }
+        });
+        let mut stop = stop.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::debug!(%error, %peer, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    let _ = stopping.send(true);
+    // Every slot back means every connection has ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(?grace, "connections still open at shutdown");
+    }
+}
+
+/// Resolves once the stop is signalled (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The peer's address in a request, when served by [`serve`].
+pub type Peer = ConnectInfo<SocketAddr>;
