@@ -24,6 +24,8 @@ pub struct Settings {
     /// How often a push socket checks that its device is not revoked
     /// (`WANGGE_PUSH_CHECK_SECONDS`, default 30: a revoked device is cut within a minute).
     pub push_check_every: std::time::Duration,
+    /// HTTPS: the certificate chain and private key (PEM files); plain HTTP if `None`.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for Settings {
             .field("lifetimes", &self.lifetimes)
             .field("ownership", &self.ownership)
             .field("push_check_every", &self.push_check_every)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -1,7 +1,8 @@
 //! The connections under the HTTP API: a cap on how many are open at once (below the
 //! process's open-files limit, which is raised to its hard limit at start), a deadline
-//! for a request's headers (which also ends a keep-alive connection left idle), and a
-//! graceful stop. Bodies get their own deadline in the router (`api::router`).
+//! for a request's headers (which also ends a keep-alive connection left idle), HTTPS
+//! when given a certificate (rustls), and a graceful stop. Bodies get their own
+//! deadline around the router (`cmd::database::serve_with`).
 //!
 //! Why not `axum::serve`: it has neither a cap nor a header deadline (hyper's needs a
 //! timer that `axum::serve` does not give it), so 20,000 silent connections exhausted
@@ -16,8 +17,56 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why the certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing of the kind.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// rustls refused the pair (the key does not match, an unsupported key type).
+    #[error("the certificate and key: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// A TLS acceptor for the certificate chain and private key in PEM files (the chain
+/// leaf first, as a CA delivers it).
+pub fn tls_acceptor(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<TlsAcceptor, TlsError> {
+    let pem = |path: &std::path::Path, reason: String| TlsError::Pem {
+        path: path.display().to_string(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .map_err(|e| pem(certificate, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(certificate, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem(certificate, "no CERTIFICATE in it".to_owned()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
 
 /// Descriptors kept for everything but client connections: the database pool, photo
 /// files, logs, the listener itself.
@@ -66,6 +115,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
@@ -94,37 +144,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let mut app = app.clone();
-            async move {
-                use tower::Service as _;
-                let response: Result<_, Infallible> =
-                    app.call(request.map(axum::body::Body::new)).await;
-                response
-            }
-        });
-        let mut stop = stop.clone();
-        let header_timeout = limits.header_timeout;
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = stopped(&mut stop) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match tls {
+                None => serve_connection(stream, peer, app, limits, stop).await,
+                Some(tls) => {
+                    // The handshake gets the header deadline too: a silent client
+                    // holds its slot no longer than a silent plain one.
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, limits, stop).await,
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%error, %peer, "connection ended");
             }
             drop(slot);
         });
@@ -137,6 +170,47 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(?grace, "connections still open at shutdown");
+    }
+}
+
+/// Serves one connection until it ends, or gracefully once the stop is signalled.
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move {
+            use tower::Service as _;
+            let response: Result<_, Infallible> =
+                app.call(request.map(axum::body::Body::new)).await;
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, %peer, "connection ended");
     }
 }
 

@@ -32,6 +32,8 @@ enum Command {
     Demo(cmd::database::DemoArgs),
     /// Apply pending database migrations.
     Migrate(cmd::database::Database),
+    /// Copy a SQLite database while the server runs, checked (PostgreSQL: pg_dump).
+    Backup(cmd::backup::BackupArgs),
     /// Accounts: add, list.
     #[command(subcommand)]
     User(cmd::database::UserCommand),
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::database::serve(args),
         Command::Demo(args) => cmd::database::demo(args),
         Command::Migrate(database) => cmd::database::migrate(database),
+        Command::Backup(args) => cmd::backup::run(args),
         Command::User(command) => cmd::database::user(command),
         Command::Device(command) => cmd::database::device(command),
         Command::Keys(command) => cmd::database::keys(command),

@@ -243,9 +243,37 @@ pub fn databases() -> Vec<TestDatabase> {
                 "CI=true but WANGGE_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
             );
         }
-        Err(_) => eprintln!("WANGGE_TEST_POSTGRES_URL not set: PostgreSQL skipped (set it to run)"),
+        Err(_) => skipped(
+            "the PostgreSQL half of an end-to-end test",
+            "WANGGE_TEST_POSTGRES_URL is not set",
+        ),
     }
     databases
+}
+
+/// Says that a part of a test did not run: on standard error, and as a line of
+/// `<target>/test-skips.log`, which `.ci/run` reports in its closing line (the test
+/// harness hides what a passing test prints). With `CI=true` nothing may be skipped:
+/// it panics instead.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "{test}: {what} would be skipped ({why}), and CI=true skips nothing"
+    );
+    eprintln!("skipped: {test}: {what} ({why})");
+    let log = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("test-skips.log")));
+    if let Some(log) = log
+        && let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+    {
+        let _ = writeln!(file, "{test}: {what} ({why})");
+    }
 }
 
 /// Adds a user with `wangge user add` (the password on stdin).

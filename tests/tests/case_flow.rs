@@ -341,7 +341,7 @@ fn a_dispatch_decided_on_one_node_reaches_a_phone_on_another() {
     let [(grid, position), _] = two_places();
     let community = grid.community().to_string();
     let Some(database) = databases().into_iter().find(|d| d.backend == "postgres") else {
-        eprintln!("two nodes need PostgreSQL: skipped (set WANGGE_TEST_POSTGRES_URL)");
+        wangge_tests::skipped("two nodes", "they share a PostgreSQL database");
         return;
     };
     let url = &database.url;

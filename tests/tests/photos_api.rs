@@ -198,7 +198,7 @@ fn a_photo_upload_survives_a_killed_server_and_only_the_case_scope_sees_it() {
 #[test]
 fn two_nodes_take_alternate_chunks_of_one_upload() {
     let Some(database) = databases().into_iter().find(|d| d.backend == "postgres") else {
-        eprintln!("two nodes need PostgreSQL: skipped (set WANGGE_TEST_POSTGRES_URL)");
+        wangge_tests::skipped("two nodes", "they share a PostgreSQL database");
         return;
     };
     let url = &database.url;

@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Ownership rules (TOML, see `sync-core/src/ownership.rs`); the built-in ones if omitted.
     #[arg(long, env = "WANGGE_OWNERSHIP")]
     pub ownership: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, env = "WANGGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM); needs --tls-cert.
+    #[arg(long, env = "WANGGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +142,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
         ownership: args.ownership,
         push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
+        tls: args.tls_cert.zip(args.tls_key),
     };
     init_logging();
     runtime()?.block_on(serve_with(settings))
@@ -154,6 +161,13 @@ fn init_logging() {
 
 async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     tracing::info!(?settings, "starting");
+    // Before anything else: a certificate that will not do stops the start.
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|(cert, key)| wangge_server::listener::tls_acceptor(cert, key))
+        .transpose()
+        .context("HTTPS (WANGGE_TLS_CERT, WANGGE_TLS_KEY)")?;
     let store = open(&settings.database_url).await?;
     let (throttle, max_devices) = config::login_limits_from_env().map_err(anyhow::Error::msg)?;
     let auth = Auth::new(store.clone(), settings.lifetimes, now_ms())
@@ -232,13 +246,15 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr()?;
     // Printed on stdout, flushed: scripts and tests read the port from it.
-    println!("wangge listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("wangge listening on {scheme}://{address}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
     wangge_server::listener::serve(
         listener,
         app,
         limits,
+        tls,
         shutdown_signal(),
         std::time::Duration::from_secs(10),
     )
@@ -802,6 +818,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         lifetimes: config::lifetimes_from_env().map_err(anyhow::Error::msg)?,
         ownership: args.ownership,
         push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
+        tls: None,
     };
     runtime.block_on(serve_with(settings))
 }

@@ -106,7 +106,10 @@ pub async fn backends() -> Vec<Fresh> {
                 "CI=true but WANGGE_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
             );
         }
-        Err(_) => eprintln!("WANGGE_TEST_POSTGRES_URL not set: PostgreSQL skipped (set it to run)"),
+        Err(_) => skipped(
+            "the PostgreSQL half of a storage test",
+            "WANGGE_TEST_POSTGRES_URL is not set",
+        ),
     }
     stores
 }
@@ -209,4 +212,23 @@ pub async fn store_case(
         .document_write(&write, None, &derive, 0)
         .await
         .expect("stored");
+}
+
+/// Says that a part of a test did not run, on standard error and in
+/// `<target>/test-skips.log` for `.ci/run`'s closing line (as `wangge_tests::skipped`).
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipped: {test}: {what} ({why})");
+    let log = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("test-skips.log")));
+    if let Some(log) = log
+        && let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+    {
+        let _ = writeln!(file, "{test}: {what} ({why})");
+    }
 }
