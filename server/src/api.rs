@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use wangge_sync_core::catalog::{Catalog, CategoryCode};
+use wangge_sync_core::catalog::CategoryCode;
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::geojson::index_feature;
 use wangge_sync_core::grid::{GridCode, GridIndex};
@@ -702,7 +702,7 @@ async fn routing(
         .map_err(|e| bad_request("invalid_query", e.to_string()))?;
     let gcj02 = point.to_gcj02(crs);
     let grid = index.locate_gcj02(gcj02);
-    let catalog = Catalog::builtin();
+    let catalog = state.sync.rules.catalog;
     let routing = state
         .ownership
         .route(catalog, category, grid, Some(gcj02))

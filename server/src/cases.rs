@@ -33,6 +33,9 @@ const SUMMARY_CHARS: usize = 140;
 /// calendar, the grids and the ownership rules.
 #[derive(Debug)]
 pub struct CaseRules {
+    /// The categories, teams and time limits: the operator's file
+    /// (`WANGGE_CATALOG`, loaded once for the process) or the built-in one.
+    pub catalog: &'static Catalog,
     /// Working time, for due times.
     pub calendar: WorkCalendar,
     /// The unit grids, when imported.
@@ -45,7 +48,7 @@ impl CaseRules {
     /// The catalogue and calendar.
     pub fn context(&self) -> WorkflowContext<'_> {
         WorkflowContext {
-            catalog: Catalog::builtin(),
+            catalog: self.catalog,
             calendar: &self.calendar,
         }
     }

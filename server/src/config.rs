@@ -282,3 +282,18 @@ pub fn login_limits_from_env() -> Result<(crate::login_throttle::ThrottleSetting
     )?;
     Ok((throttle, usize::try_from(devices).unwrap_or(usize::MAX)))
 }
+
+/// The category catalogue: the operator's TOML file named by `WANGGE_CATALOG`
+/// (validated; an error names the entry), else the built-in one. Loaded once and kept
+/// for the life of the process, like the built-in one.
+pub fn catalog_from_env() -> Result<&'static wangge_sync_core::catalog::Catalog, String> {
+    use wangge_sync_core::catalog::Catalog;
+    let Ok(path) = std::env::var("WANGGE_CATALOG") else {
+        return Ok(Catalog::builtin());
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("WANGGE_CATALOG={path}: reading it: {e}"))?;
+    let catalog =
+        Catalog::from_toml_str(&text).map_err(|e| format!("WANGGE_CATALOG={path}: {e}"))?;
+    Ok(Box::leak(Box::new(catalog)))
+}

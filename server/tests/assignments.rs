@@ -150,6 +150,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
         Ownership::from_toml_str(&ownership_toml(), Catalog::builtin()).expect("ownership"),
     );
     let rules = Arc::new(wangge_server::cases::CaseRules {
+        catalog: wangge_sync_core::catalog::Catalog::builtin(),
         calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
         grids: grids.clone(),
         ownership: Arc::clone(&ownership),

@@ -55,6 +55,7 @@ pub(super) async fn list(
     QueryParams(query): QueryParams<AssignmentsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let me = current_user(&state, &claims).await?;
+    let catalog = state.sync.rules.catalog;
     let Some(everyone) = me.role.lists_users() else {
         return Err(forbidden(format!(
             "the role {} lists no postings",
@@ -78,7 +79,7 @@ pub(super) async fn list(
     let team = query
         .team
         .as_deref()
-        .map(|team| catalogue_team(team).map_err(|m| bad_request("invalid_query", m)))
+        .map(|team| catalogue_team(catalog, team).map_err(|m| bad_request("invalid_query", m)))
         .transpose()?;
     let role = query
         .role
@@ -99,7 +100,7 @@ pub(super) async fn list(
                 .is_none_or(|team| u.team.as_ref() == Some(team))
         })
         .filter(|u| role.is_none_or(|role| u.role == role))
-        .map(|u| assignment_json(u, index))
+        .map(|u| assignment_json(catalog, u, index))
         .collect();
     Ok(Json(json!({ "assignments": assignments })))
 }
@@ -128,6 +129,7 @@ pub(super) async fn set_posting(
     JsonBody(body): JsonBody<PostingBody>,
 ) -> Result<Json<Value>, ApiError> {
     let me = current_user(&state, &claims).await?;
+    let catalog = state.sync.rules.catalog;
     if !me.role.assigns_postings() {
         return Err(forbidden(AssignRefused::NotAnAssigner(me.role).to_string()));
     }
@@ -143,7 +145,7 @@ pub(super) async fn set_posting(
     let team = body
         .team
         .as_deref()
-        .map(catalogue_team)
+        .map(|team| catalogue_team(catalog, team))
         .transpose()
         .map_err(invalid_posting)?;
     let scope: GridScope = body
@@ -204,7 +206,7 @@ pub(super) async fn set_posting(
     .await?;
     let previous = json!({
         "role": role_json(user.role),
-        "team": user.team.as_ref().map(team_json),
+        "team": user.team.as_ref().map(|t| team_json(catalog, t)),
         "scope": user.scope.to_string(),
     });
     let changed = User {
@@ -214,7 +216,7 @@ pub(super) async fn set_posting(
         ..user
     };
     Ok(Json(json!({
-        "assignment": assignment_json(&changed, state.grids.as_deref()),
+        "assignment": assignment_json(catalog, &changed, state.grids.as_deref()),
         "previous": previous,
     })))
 }
@@ -223,7 +225,7 @@ pub(super) async fn set_posting(
 /// operator's file or the built-in rules), labelled in Chinese and English. Any
 /// signed-in user may read them.
 pub(super) async fn ownership_rules(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
-    let catalog = Catalog::builtin();
+    let catalog = state.sync.rules.catalog;
     let index = state.grids.as_deref();
     let rules: Vec<Value> = state
         .ownership
@@ -235,7 +237,7 @@ pub(super) async fn ownership_rules(State(state): State<AppState>, _caller: Call
                 "rule": n + 1,
                 "categories": patterns_json(&rule.categories, catalog),
                 "area": rule.area.as_deref().map(|area| prefix_json(area, index)),
-                "team": rule.team.as_ref().map(team_json),
+                "team": rule.team.as_ref().map(|t| team_json(catalog, t)),
                 "dispatch": dispatch_json(rule.dispatch),
             })
         })
@@ -259,7 +261,7 @@ pub(super) async fn ownership_rules(State(state): State<AppState>, _caller: Call
             json!({
                 "name": over.name,
                 "categories": patterns_json(&over.categories, catalog),
-                "team": team_json(&over.team),
+                "team": team_json(catalog, &over.team),
                 "dispatch": dispatch_json(over.dispatch),
                 "shape": shape,
                 "line": line,
@@ -285,16 +287,12 @@ fn unknown_role(role: &str) -> String {
 }
 
 /// A team id that the catalogue declares.
-fn catalogue_team(team: &str) -> Result<TeamId, String> {
+fn catalogue_team(catalog: &Catalog, team: &str) -> Result<TeamId, String> {
     let id = TeamId::new(team).map_err(|e| format!("team: {e}"))?;
-    match Catalog::builtin().team(id.as_str()) {
+    match catalog.team(id.as_str()) {
         Some(_) => Ok(id),
         None => {
-            let teams: Vec<&str> = Catalog::builtin()
-                .teams()
-                .iter()
-                .map(|t| t.id.as_str())
-                .collect();
+            let teams: Vec<&str> = catalog.teams().iter().map(|t| t.id.as_str()).collect();
             Err(format!(
                 "team {team:?} is not in the catalogue: one of {}",
                 teams.join(", ")
@@ -342,7 +340,7 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
 
 /// One posting: the user, role and team with their labels, the grids with the names
 /// of their levels (when the grids are loaded).
-fn assignment_json(user: &User, index: Option<&GridIndex>) -> Value {
+fn assignment_json(catalog: &Catalog, user: &User, index: Option<&GridIndex>) -> Value {
     let grids: Vec<Value> = user
         .scope
         .prefixes()
@@ -354,7 +352,7 @@ fn assignment_json(user: &User, index: Option<&GridIndex>) -> Value {
         "display_name": user.display_name,
         "disabled": user.disabled,
         "role": role_json(user.role),
-        "team": user.team.as_ref().map(team_json),
+        "team": user.team.as_ref().map(|t| team_json(catalog, t)),
         "scope": user.scope.to_string(),
         "grids": grids,
     })
@@ -364,8 +362,8 @@ fn role_json(role: Role) -> Value {
     json!({ "code": role.as_str(), "name_zh": role.name_zh(), "name_en": role.name_en() })
 }
 
-fn team_json(team: &TeamId) -> Value {
-    let known = Catalog::builtin().team(team.as_str());
+fn team_json(catalog: &Catalog, team: &TeamId) -> Value {
+    let known = catalog.team(team.as_str());
     json!({
         "code": team.as_str(),
         "name_zh": known.map(|t| t.name_zh.as_str()),

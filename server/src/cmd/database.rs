@@ -13,7 +13,7 @@ use wangge_server::auth::{self, Auth};
 use wangge_server::config::{self, Settings};
 use wangge_server::grids;
 use wangge_server::store::{self, Store, User};
-use wangge_sync_core::catalog::{Catalog, TeamId};
+use wangge_sync_core::catalog::TeamId;
 use wangge_sync_core::grid::GridSet;
 use wangge_sync_core::ownership::Ownership;
 use wangge_sync_core::role::{AssignRefused, GridScope, Role, check_user_id};
@@ -26,7 +26,22 @@ pub struct Database {
     pub url: String,
 }
 
+/// What `wangge serve --help` says after the flags: every other setting.
+const SETTINGS_HELP: &str = "Settings (environment; defaults and ranges in docs/operations.md):
+  WANGGE_CATALOG                 the city's category catalogue (TOML)
+  WANGGE_LOG                     log filter (info)
+  WANGGE_ACCESS_TOKEN_SECONDS, WANGGE_REFRESH_TOKEN_SECONDS
+  WANGGE_MAX_CONNECTIONS, WANGGE_HEADER_TIMEOUT_SECONDS, WANGGE_BODY_TIMEOUT_SECONDS
+  WANGGE_LOGIN_FREE_FAILURES, WANGGE_LOGIN_FREE_FAILURES_PER_ADDRESS,
+  WANGGE_MAX_DEVICES_PER_USER
+  WANGGE_SYNC_ROUNDS, WANGGE_DOCUMENT_CACHE_MB, WANGGE_PUSH_CHECK_SECONDS,
+  WANGGE_ESCALATE_SECONDS, WANGGE_PATROL_DUTY_SECONDS
+  WANGGE_BLOB_MAX_BYTES, WANGGE_BLOB_MAX_CHUNK_BYTES, WANGGE_BLOB_UPLOAD_EXPIRE_SECONDS,
+  WANGGE_BLOB_MAX_UPLOADS_PER_DEVICE, WANGGE_PHOTO_WORKERS, WANGGE_PHOTO_KEEP_ORIGINAL,
+  WANGGE_BLOB_GC_SECONDS, WANGGE_BLOB_GC_GRACE_DAYS";
+
 #[derive(Debug, Args)]
+#[command(after_help = SETTINGS_HELP)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: Database,
@@ -181,15 +196,22 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(index) => tracing::info!(grids = index.len(), "unit grids loaded"),
         None => tracing::warn!("no unit grids: import them with `wangge grid import`"),
     }
+    let catalog = config::catalog_from_env().map_err(anyhow::Error::msg)?;
     let ownership = match &settings.ownership {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Ownership::from_toml_str(&text, Catalog::builtin())
+            Ownership::from_toml_str(&text, catalog)
                 .with_context(|| format!("in ownership rules {}", path.display()))?
         }
-        None => Ownership::builtin(Catalog::builtin()).context("the built-in ownership rules")?,
+        None => Ownership::builtin(catalog)
+            .context("the built-in ownership rules, with the catalogue")?,
     };
+    tracing::info!(
+        categories = catalog.categories().count(),
+        teams = catalog.teams().len(),
+        "catalogue loaded"
+    );
     let push = Arc::new(wangge_server::push::PushHub::new(settings.push_check_every));
     // What the other nodes' rounds wrote, for this node's sockets.
     if let Some(mut messages) = store.subscribe().await? {
@@ -203,6 +225,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     let grids = grids.map(Arc::new);
     let ownership = Arc::new(ownership);
     let rules = Arc::new(wangge_server::cases::CaseRules {
+        catalog,
         calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
         grids: grids.clone(),
         ownership: Arc::clone(&ownership),
@@ -379,7 +402,10 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             let role: Role = role.parse()?;
             let team = team.map(TeamId::new).transpose()?;
             if let Some(team) = &team
-                && Catalog::builtin().team(team.as_str()).is_none()
+                && config::catalog_from_env()
+                    .map_err(anyhow::Error::msg)?
+                    .team(team.as_str())
+                    .is_none()
             {
                 bail!("unknown team {team}: see `wangge catalog export` for the teams");
             }
@@ -436,7 +462,11 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 Some("-") => None,
                 Some(team) => {
                     let team = TeamId::new(team)?;
-                    if Catalog::builtin().team(team.as_str()).is_none() {
+                    if config::catalog_from_env()
+                        .map_err(anyhow::Error::msg)?
+                        .team(team.as_str())
+                        .is_none()
+                    {
                         bail!("unknown team {team}: see `wangge catalog export` for the teams");
                     }
                     Some(team)
@@ -586,10 +616,12 @@ pub fn blobs(command: BlobsCommand) -> anyhow::Result<ExitCode> {
             BlobsCommand::Backfill { database } => {
                 let store = open(&database.url).await?;
                 let grids = grids::load(store.as_ref()).await?.map(Arc::new);
+                let catalog = config::catalog_from_env().map_err(anyhow::Error::msg)?;
                 let rules = wangge_server::cases::CaseRules {
+                    catalog,
                     calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
                     grids,
-                    ownership: Arc::new(Ownership::builtin(Catalog::builtin())?),
+                    ownership: Arc::new(Ownership::builtin(catalog)?),
                 };
                 let settings = config::blob_settings_from_env().map_err(anyhow::Error::msg)?;
                 let blobs = wangge_server::blobs::Blobs::new(store, settings, Default::default());

@@ -120,6 +120,7 @@ pub fn case_rules() -> std::sync::Arc<wangge_server::cases::CaseRules> {
     use wangge_sync_core::catalog::Catalog;
     use wangge_sync_core::ownership::Ownership;
     std::sync::Arc::new(wangge_server::cases::CaseRules {
+        catalog: wangge_sync_core::catalog::Catalog::builtin(),
         calendar: wangge_sync_core::calendar::WorkCalendar::standard(),
         grids: None,
         ownership: std::sync::Arc::new(
