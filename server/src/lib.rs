@@ -18,3 +18,4 @@ pub mod photos;
 pub mod push;
 pub mod store;
 pub mod sync;
+pub mod writes;

@@ -190,7 +190,7 @@ async fn load_in_scope(
     if !scope.may_receive(DocKind::Case, &meta_of(&row)) {
         return Err(not_found(id));
     }
-    let doc = super::load_stored(state, id)
+    let doc = crate::writes::load_stored(state.store.as_ref(), id)
         .await?
         .ok_or_else(|| not_found(id))?;
     Ok((row, CaseDocument::from_automerge(doc)))
@@ -330,7 +330,7 @@ pub(super) async fn act(
             ),
         })?;
     let view = doc.fold(&context);
-    let edit = super::ApiEdit {
+    let edit = crate::writes::ServerEdit {
         id: id.clone(),
         kind: DocKind::Case,
         before,
@@ -338,7 +338,15 @@ pub(super) async fn act(
         previous: meta_of(&row),
         doc: doc.into_automerge(),
     };
-    super::store_edit(&state, &claims.act, edit, now.timestamp_millis()).await?;
+    crate::writes::store_edit(
+        state.store.as_ref(),
+        &state.push,
+        &state.sync.rules,
+        &claims.act,
+        edit,
+        now.timestamp_millis(),
+    )
+    .await?;
     state.metrics.case_actions.inc();
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state

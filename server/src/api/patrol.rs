@@ -283,7 +283,7 @@ async fn load_in_scope(
     if !visible {
         return Err(log_not_found(id));
     }
-    let doc = super::load_stored(state, id)
+    let doc = crate::writes::load_stored(state.store.as_ref(), id)
         .await?
         .ok_or_else(|| log_not_found(id))?;
     Ok((row, PatrolLog::from_automerge(doc)))
@@ -459,7 +459,7 @@ pub(super) async fn review(
             other.to_string(),
         ),
     })?;
-    let edit = super::ApiEdit {
+    let edit = crate::writes::ServerEdit {
         id: id.clone(),
         kind: DocKind::PatrolLog,
         before,
@@ -467,7 +467,15 @@ pub(super) async fn review(
         previous,
         doc: log.into_automerge(),
     };
-    super::store_edit(&state, &claims.act, edit, now.timestamp_millis()).await?;
+    crate::writes::store_edit(
+        state.store.as_ref(),
+        &state.push,
+        &state.sync.rules,
+        &claims.act,
+        edit,
+        now.timestamp_millis(),
+    )
+    .await?;
     tracing::info!(log = %id, worker = %row.worker, user = %user.id, verdict = verdict.as_str(), "patrol log reviewed");
     let row = state
         .store

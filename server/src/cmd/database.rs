@@ -291,7 +291,8 @@ async fn escalate_periodically(state: AppState, every: std::time::Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let now = chrono::DateTime::from_timestamp_millis(api::now_ms()).unwrap_or_default();
+        let now = chrono::DateTime::from_timestamp_millis(wangge_server::writes::now_ms())
+            .unwrap_or_default();
         match wangge_server::escalation::escalate_overdue_cases(
             &state.store,
             &state.sync.rules,
@@ -299,7 +300,15 @@ async fn escalate_periodically(state: AppState, every: std::time::Duration) {
         )
         .await
         {
-            Ok(written) => api::announce(&state, "server", &written).await,
+            Ok(written) => {
+                wangge_server::writes::announce(
+                    state.store.as_ref(),
+                    &state.push,
+                    "server",
+                    &written,
+                )
+                .await
+            }
             Err(error) => tracing::error!(%error, "overdue escalation pass failed"),
         }
     }
@@ -315,7 +324,7 @@ async fn snapshot_duties_periodically(state: AppState, every: std::time::Duratio
         match wangge_server::patrol::duty_pass(
             state.store.as_ref(),
             state.grids.as_deref(),
-            api::now_ms(),
+            wangge_server::writes::now_ms(),
         )
         .await
         {
@@ -345,7 +354,11 @@ async fn collect_photos_periodically(state: AppState) {
         ticks.tick().await;
         let started = std::time::Instant::now();
         match blobs
-            .collect(api::now_ms(), blobs.settings.gc_grace, false)
+            .collect(
+                wangge_server::writes::now_ms(),
+                blobs.settings.gc_grace,
+                false,
+            )
             .await
         {
             Ok(report) => tracing::info!(
