@@ -110,6 +110,11 @@ pub(super) async fn list(
             ));
         }
     }
+    if let Some(team) = &query.team
+        && let Err(e) = TeamId::new(team.as_str())
+    {
+        return Err(bad_request("invalid_query", format!("team: {e}")));
+    }
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_CASES_PER_PAGE {
         return Err(bad_request(
