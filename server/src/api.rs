@@ -65,6 +65,27 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+impl AppState {
+    /// Stores an edit the API made for `writer_device` (`crate::writes::store_edit`
+    /// with this node's store, push hub and rules).
+    pub(crate) async fn store_edit(
+        &self,
+        writer_device: &str,
+        edit: crate::writes::ServerEdit,
+        now_ms: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        crate::writes::store_edit(
+            self.store.as_ref(),
+            &self.push,
+            &self.sync.rules,
+            writer_device,
+            edit,
+            now_ms,
+        )
+        .await
+    }
+}
+
 /// The whole API surface.
 pub fn router(state: AppState) -> Router {
     Router::new()

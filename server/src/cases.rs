@@ -96,16 +96,8 @@ impl Derive for Materializer<'_> {
                 );
                 let mut meta = DocMeta::of(kind, doc, &context).1;
                 if self.rules.grids.is_some() {
-                    // Handed out by the grids the server located its check-ins in, as
-                    // the API decides who sees it, never by the grids the phone claimed.
-                    let mut located: Vec<_> = assessment
-                        .checkins
-                        .iter()
-                        .filter_map(|c| c.placement.as_ref().and_then(|p| p.grid))
-                        .collect();
-                    located.sort();
-                    located.dedup();
-                    meta.grids = located;
+                    // As the API decides who sees it (without grids nothing is located).
+                    meta.grids = assessment.located_grids();
                 }
                 Derived {
                     meta,

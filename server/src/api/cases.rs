@@ -343,15 +343,9 @@ pub(super) async fn act(
         previous: meta_of(&row),
         doc: doc.into_automerge(),
     };
-    crate::writes::store_edit(
-        state.store.as_ref(),
-        &state.push,
-        &state.sync.rules,
-        &claims.act,
-        edit,
-        now.timestamp_millis(),
-    )
-    .await?;
+    state
+        .store_edit(&claims.act, edit, now.timestamp_millis())
+        .await?;
     state.metrics.case_actions.inc();
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state

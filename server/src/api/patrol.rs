@@ -467,15 +467,9 @@ pub(super) async fn review(
         previous,
         doc: log.into_automerge(),
     };
-    crate::writes::store_edit(
-        state.store.as_ref(),
-        &state.push,
-        &state.sync.rules,
-        &claims.act,
-        edit,
-        now.timestamp_millis(),
-    )
-    .await?;
+    state
+        .store_edit(&claims.act, edit, now.timestamp_millis())
+        .await?;
     tracing::info!(log = %id, worker = %row.worker, user = %user.id, verdict = verdict.as_str(), "patrol log reviewed");
     let row = state
         .store

@@ -897,13 +897,24 @@ async fn demo_setup(args: &DemoArgs) -> anyhow::Result<()> {
         eprintln!("{} unit grids stored", rows.len());
     }
     let (lon, lat) = args.accounts_at;
-    let located = grids::load(store.as_ref())
+    // Once the accounts exist (every start after the first) their posting says where
+    // they work: loading the whole grid index here as well as in `serve` would double
+    // the start-up's longest step.
+    let posted = store
+        .user("demo-grid-leader")
         .await?
-        .and_then(|index| {
-            let point = wangge_sync_core::geo::LonLat::new(lon, lat).ok()?;
-            index.locate_gcj02(point.to_gcj02(wangge_sync_core::geo::Crs::Wgs84))
-        })
-        .map(|grid| grid.to_string());
+        .and_then(|u| u.scope.prefixes().first().cloned())
+        .filter(|p| p.len() == 12);
+    let located = match posted {
+        Some(community) => Some(format!("{community}001")),
+        None => grids::load(store.as_ref())
+            .await?
+            .and_then(|index| {
+                let point = wangge_sync_core::geo::LonLat::new(lon, lat).ok()?;
+                index.locate_gcj02(point.to_gcj02(wangge_sync_core::geo::Crs::Wgs84))
+            })
+            .map(|grid| grid.to_string()),
+    };
     let anchor = match located {
         Some(grid) => grid,
         None => {
@@ -919,7 +930,10 @@ async fn demo_setup(args: &DemoArgs) -> anyhow::Result<()> {
         }
     };
     let password_hash = auth::hash_password(DEMO_PASSWORD)?;
-    println!("demo accounts (password {DEMO_PASSWORD}), working around grid {anchor}:");
+    println!(
+        "demo accounts (password {DEMO_PASSWORD}), working in community {}:",
+        anchor.get(..12).unwrap_or(&anchor)
+    );
     for (id, name, role, team, scope) in demo_accounts(&anchor) {
         let user = User {
             id: format!("demo-{id}"),

@@ -117,8 +117,6 @@ pub trait BlobStore: Send + Sync {
     /// A device's half upload of a photo.
     fn upload<'a>(&'a self, sha256: &'a str, device: &'a str)
     -> StoreFuture<'a, Option<UploadRow>>;
-    /// How many half uploads a device has that have not expired at `now`.
-    fn uploads_of_device<'a>(&'a self, device: &'a str, now: i64) -> StoreFuture<'a, u64>;
     /// Starts a half upload with its first chunk, unless the device has one of this
     /// photo already or `max_live` unexpired ones (at `row.created_at`): counted and
     /// inserted in one transaction under the device's row lock, so parallel first
@@ -215,23 +213,6 @@ macro_rules! impl_blob_store {
                     .bind(device)
                     .fetch_optional(&self.pool)
                     .await?)
-                })
-            }
-
-            fn uploads_of_device<'a>(
-                &'a self,
-                device: &'a str,
-                now: i64,
-            ) -> $crate::store::StoreFuture<'a, u64> {
-                Box::pin(async move {
-                    let (n,): (i64,) = sqlx::query_as(
-                        "SELECT COUNT(*) FROM blob_uploads WHERE device = $1 AND expires_at >= $2",
-                    )
-                    .bind(device)
-                    .bind(now)
-                            .fetch_one(&self.pool)
-                            .await?;
-                    Ok(u64::try_from(n).unwrap_or(0))
                 })
             }
 

@@ -298,6 +298,21 @@ pub struct Assessment {
     pub verdict: Option<Verdict>,
 }
 
+impl Assessment {
+    /// The unit grids its check-ins were located in, sorted, once each: what decides
+    /// which reviewers receive the log (never the grids the phone claimed).
+    pub fn located_grids(&self) -> Vec<GridCode> {
+        let mut grids: Vec<GridCode> = self
+            .checkins
+            .iter()
+            .filter_map(|c| c.placement.as_ref().and_then(|p| p.grid))
+            .collect();
+        grids.sort();
+        grids.dedup();
+        grids
+    }
+}
+
 fn time_flags(
     check_in: &CheckIn,
     record: &PatrolRecord,
