@@ -10,6 +10,7 @@ mod blobs;
 mod cases;
 mod error;
 mod extract;
+mod intake;
 mod locate;
 mod patrol;
 mod push_socket;
@@ -86,6 +87,27 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Takes a case in for a caller (`crate::intake::create` with this node's store,
+    /// push hub and rules).
+    pub(crate) async fn intake(
+        &self,
+        reporter: crate::intake::Reporter<'_>,
+        intake: crate::intake::Intake,
+    ) -> Result<crate::intake::Created, crate::intake::IntakeError> {
+        let now = chrono::DateTime::from_timestamp_millis(now_ms()).unwrap_or_default();
+        crate::intake::create(
+            &self.store,
+            &self.push,
+            &self.sync.rules,
+            reporter,
+            intake,
+            now,
+        )
+        .await
+    }
+}
+
 /// The whole API surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -103,7 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids/locate", get(locate::locate))
         .route("/v1/grids/mine", get(locate::grids_mine))
         .route("/v1/routing", get(locate::routing))
-        .route("/v1/cases", get(cases::list))
+        .route("/v1/cases", get(cases::list).post(intake::create))
         .route("/v1/cases/{id}", get(cases::show))
         .route("/v1/cases/{id}/actions", post(cases::act))
         .route("/v1/patrol/logs", get(patrol::list))

@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use wangge_sync_core::calendar::WorkCalendar;
 use wangge_sync_core::case::automation::Automation;
 use wangge_sync_core::case::fold::Outcome;
-use wangge_sync_core::case::{Action, CaseDocument, CaseView, Status, WorkflowContext};
+use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseView, Status, WorkflowContext};
 use wangge_sync_core::catalog::Catalog;
 use wangge_sync_core::grid::{GridCode, GridIndex};
 use wangge_sync_core::ownership::{Ownership, Posting};
@@ -118,12 +118,14 @@ fn ms(at: DateTime<Utc>) -> i64 {
 pub fn case_row(id: &str, view: &CaseView, now: i64) -> CaseRow {
     let record = &view.record;
     let step = view.current_step();
+    // The close, not a later reply to the caller (回访), ends the case's handling.
     let closed_at = match view.status {
         Some(Status::Closed) => view
             .steps
             .iter()
             .rev()
-            .find_map(|s| s.finished)
+            .filter_map(|s| s.finished)
+            .find(|(_, by)| *by == ActionName::Close)
             .map(|(at, _)| ms(at)),
         _ => None,
     };
@@ -322,6 +324,7 @@ pub fn view_json(view: &CaseView, row: &CaseRow, now: DateTime<Utc>) -> Value {
         "photos": photos,
         "pending_extension": view.pending_extension.map(|t| t.to_string()),
         "pending_defer": view.pending_defer,
+        "awaiting_reply": view.awaiting_reply,
         "steps": serde_json::from_str::<Value>(&row.steps).unwrap_or(Value::Null),
         "timeline": timeline,
         "problems": record.problems.iter().map(|p| json!({ "path": p.path, "reason": p.reason })).collect::<Vec<_>>(),
@@ -336,6 +339,9 @@ fn action_payload(action: &Action) -> Value {
         Action::RequestExtension { extra } => json!({ "extra": extra.to_string() }),
         Action::DecideExtension { approved } | Action::DecideDefer { approved } => {
             json!({ "approved": approved })
+        }
+        Action::Reply { channel, satisfied } => {
+            json!({ "channel": channel.as_str(), "satisfied": satisfied })
         }
         _ => Value::Null,
     }

@@ -10,6 +10,7 @@ pub mod doc_cache;
 pub mod double_report;
 pub mod escalation;
 pub mod grids;
+pub mod intake;
 pub mod listener;
 pub mod login_throttle;
 pub mod metrics;

@@ -38,18 +38,23 @@
 //! plan_problem = "exposed_garbage"   # optional, see PlanProblem
 //! aliases = ["垃圾堆"]          # optional search words
 //! limits = { handle = "4 working_hours" }  # only the steps that differ
+//! duplicate_radius_m = 100      # optional: reports this close are suggested as one
 //! ```
 //!
 //! A time limit is the string `"<amount> <unit>"` with unit `working_hours`,
 //! `working_days` or `hours` (calendar hours, for emergencies; the singular
 //! `working_hour`, `working_day`, `hour` is accepted too). A category's limit for a
-//! step is its own, else the one in `[defaults]`; every step must end up with one.
+//! step is its own, else the one in `[defaults]`; every step must end up with one
+//! (the reply to a caller, 回访, falls back to [`REPLY_FALLBACK`]).
 //! Unknown keys are errors; so are duplicate codes or team ids, a category whose
 //! major class is not declared or whose team is unknown, empty names, and limits of
 //! zero or longer than 365 days (see [`CatalogError`]).
 
 mod code;
 mod limit;
+
+/// The largest `duplicate_radius_m` a category may set.
+pub const MAX_DUPLICATE_RADIUS_M: u32 = 5_000;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -62,7 +67,9 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 pub use code::{CategoryCode, CodeError, Kind, MajorCode};
-pub use limit::{Limits, MAX_DAYS, Step, StepLimits, TimeLimit, TimeLimitError, TimeUnit};
+pub use limit::{
+    Limits, MAX_DAYS, REPLY_FALLBACK, Step, StepLimits, TimeLimit, TimeLimitError, TimeUnit,
+};
 
 /// The text of the built-in catalogue, with its comments: a starting point for an
 /// operator's own file.
@@ -285,6 +292,10 @@ pub struct Category {
     pub plan_problem: Option<PlanProblem>,
     /// Other words people use for it (for search), e.g. 无主井盖.
     pub aliases: Vec<String>,
+    /// How far apart two open reports of this category may be and still be
+    /// suggested as the same problem (metres, 1 to 5,000); `None`: by source
+    /// (`crate::case::duplicates`).
+    pub duplicate_radius_m: Option<u32>,
 }
 
 impl Category {
@@ -396,6 +407,16 @@ pub enum CatalogError {
         step: Step,
         /// The limit.
         limit: TimeLimit,
+    },
+    /// A duplicate radius out of range.
+    #[error(
+        "category \"{code}\": duplicate_radius_m = {radius} must be 1 to {MAX_DUPLICATE_RADIUS_M} metres"
+    )]
+    DuplicateRadius {
+        /// The category.
+        code: CategoryCode,
+        /// The radius given.
+        radius: u32,
     },
     /// A category has no limit for a step and `[defaults]` has none either.
     #[error("category \"{code}\": no time limit for {step}, and [defaults] has none")]
@@ -588,7 +609,11 @@ impl Catalog {
             .map(|category| {
                 let mut limits = StepLimits::default();
                 for (step, limit) in category.limits.iter() {
-                    if self.defaults.get(step) != Some(limit) {
+                    let default = self.defaults.get(step).or(match step {
+                        Step::Reply => Some(REPLY_FALLBACK),
+                        _ => None,
+                    });
+                    if default != Some(limit) {
                         limits.set(step, Some(limit));
                     }
                 }
@@ -600,6 +625,7 @@ impl Catalog {
                     plan_problem: category.plan_problem,
                     aliases: category.aliases.clone(),
                     limits,
+                    duplicate_radius_m: category.duplicate_radius_m,
                 }
             })
             .collect();
@@ -655,6 +681,8 @@ struct CategoryEntry {
     aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "StepLimits::is_empty")]
     limits: StepLimits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    duplicate_radius_m: Option<u32>,
 }
 
 fn resolve_category(
@@ -680,6 +708,11 @@ fn resolve_category(
         });
     }
     check_limits(&at, &entry.limits)?;
+    if let Some(radius) = entry.duplicate_radius_m
+        && !(1..=MAX_DUPLICATE_RADIUS_M).contains(&radius)
+    {
+        return Err(CatalogError::DuplicateRadius { code, radius });
+    }
     let limit = |step: Step| {
         entry
             .limits
@@ -694,6 +727,11 @@ fn resolve_category(
         handle: limit(Step::Handle)?,
         verify: limit(Step::Verify)?,
         close: limit(Step::Close)?,
+        reply: entry
+            .limits
+            .reply
+            .or(defaults.reply)
+            .unwrap_or(REPLY_FALLBACK),
     };
     Ok(Category {
         code,
@@ -703,6 +741,7 @@ fn resolve_category(
         limits,
         plan_problem: entry.plan_problem,
         aliases: entry.aliases,
+        duplicate_radius_m: entry.duplicate_radius_m,
     })
 }
 

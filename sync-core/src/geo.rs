@@ -80,6 +80,15 @@ impl LonLat {
         Ok(LonLat { lon, lat })
     }
 
+    /// Converts this position from `from` to WGS-84, the datum documents store.
+    pub fn to_wgs84(self, from: Crs) -> LonLat {
+        match from {
+            Crs::Wgs84 => self,
+            Crs::Gcj02 => gcj02_to_wgs84(self),
+            Crs::Bd09 => bd09_to_wgs84(self),
+        }
+    }
+
     /// Converts this position from `from` to GCJ-02, the datum of grid polygons.
     pub fn to_gcj02(self, from: Crs) -> LonLat {
         match from {

@@ -240,6 +240,20 @@ impl Role {
         Ok(())
     }
 
+    /// Whether the role takes callers' reports in, sees their personal data and
+    /// replies to them (回访): the hotline, the command centre's acceptor and shift
+    /// lead, and the district and city supervisors; never a field role.
+    pub const fn answers_callers(self) -> bool {
+        matches!(
+            self,
+            Role::HotlineOperator
+                | Role::Acceptor
+                | Role::ShiftLead
+                | Role::DistrictSupervisor
+                | Role::CitySupervisor
+        )
+    }
+
     /// Whether this is one of the five field teams posted to level-3 grids.
     pub const fn is_field_worker(self) -> bool {
         matches!(

@@ -239,7 +239,7 @@ fn bad_requests_get_json_errors() {
     assert_eq!((status, code(&body)), (404, "not_found"));
     // A method an endpoint does not take: our JSON, not an empty 405.
     for (method, path) in [
-        ("POST", "/v1/cases"),
+        ("PUT", "/v1/cases"),
         ("DELETE", "/healthz"),
         ("PUT", "/v1/me"),
     ] {

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wangge_sync_core::case::{Action, ActionName, CaseDocument, CaseError, Source, Status};
+use wangge_sync_core::case::{
+    Action, ActionName, CaseDocument, CaseError, ReplyChannel, Source, Status,
+};
 use wangge_sync_core::catalog::{TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
@@ -213,9 +215,14 @@ pub(super) async fn show(
         role: user.role,
         grids: user.scope,
     };
+    let role = scope.role;
     let (row, doc) = load_in_scope(&state, &scope, &id).await?;
     let view = doc.fold(&state.sync.rules.context());
-    Ok(Json(view_json(&view, &row, utc_now())))
+    let mut json = view_json(&view, &row, utc_now());
+    if let Value::Object(map) = &mut json {
+        map.extend(super::intake::case_extras(&state, role, &row).await?);
+    }
+    Ok(Json(json))
 }
 
 /// `POST /v1/cases/{id}/actions` body.
@@ -233,6 +240,13 @@ pub(super) struct ActionBody {
     extra: Option<String>,
     /// For `decide_extension` / `decide_defer`.
     approved: Option<bool>,
+    /// For `reply`: how the caller was told (`phone`, `sms`, `open311`, `in_person`).
+    channel: Option<String>,
+    /// For `reply`: whether the caller is satisfied.
+    satisfied: Option<bool>,
+    /// For `void`: the case this one repeats (作废, 重复); its reply tells this
+    /// case's caller too.
+    duplicate_of: Option<String>,
 }
 
 fn action_of(body: &ActionBody) -> Result<Action, ApiError> {
@@ -288,6 +302,23 @@ fn action_of(body: &ActionBody) -> Result<Action, ApiError> {
         ActionName::Escalate => Action::Escalate,
         ActionName::Reopen => Action::Reopen,
         ActionName::Comment => Action::Comment,
+        ActionName::Reply => {
+            let channel = body
+                .channel
+                .as_deref()
+                .ok_or_else(|| invalid("reply needs \"channel\"".into()))?;
+            Action::Reply {
+                channel: ReplyChannel::parse(channel).ok_or_else(|| {
+                    invalid(format!(
+                        "channel {channel:?}: one of {}",
+                        ReplyChannel::ALL.map(ReplyChannel::as_str).join(", ")
+                    ))
+                })?,
+                satisfied: body
+                    .satisfied
+                    .ok_or_else(|| invalid("reply needs \"satisfied\"".into()))?,
+            }
+        }
     })
 }
 
@@ -302,6 +333,19 @@ pub(super) async fn act(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let action = action_of(&body)?;
+    if body.duplicate_of.is_some() && action != Action::Void {
+        return Err(bad_request(
+            "invalid_action",
+            "\"duplicate_of\" goes with the void action only",
+        ));
+    }
+    let has_note = body.note.as_deref().is_some_and(|n| !n.trim().is_empty());
+    if matches!(action, Action::Reply { .. }) && !has_note {
+        return Err(bad_request(
+            "invalid_action",
+            "reply needs a \"note\": what the caller was told",
+        ));
+    }
     let user = current_user(&state, &claims).await?;
     let scope = UserScope {
         user: user.id.clone(),
@@ -316,11 +360,35 @@ pub(super) async fn act(
         device: claims.act.clone(),
     };
     let (row, mut doc) = load_in_scope(&state, &scope, &id).await?;
+    let mut note = body.note.clone();
+    if let Some(other) = &body.duplicate_of {
+        if *other == id {
+            return Err(bad_request(
+                "invalid_action",
+                "a case cannot be a duplicate of itself",
+            ));
+        }
+        // The survivor must be a case the caller may see, still standing.
+        let (other_row, _) = load_in_scope(&state, &scope, other).await?;
+        if matches!(other_row.status.as_deref(), Some("voided") | None) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "action_refused",
+                format!(
+                    "case {other} is voided: void this one as a duplicate of the one that stands"
+                ),
+            ));
+        }
+        note = Some(match note {
+            Some(text) if !text.trim().is_empty() => format!("重复 duplicate of {other}: {text}"),
+            _ => format!("重复 duplicate of {other}"),
+        });
+    }
     let context = state.sync.rules.context();
     let before = doc.automerge().get_heads();
     let now = utc_now();
     let entry_id = uuid::Uuid::now_v7().to_string();
-    doc.act(&context, &actor, &entry_id, action, now, body.note)
+    doc.act(&context, &actor, &entry_id, action, now, note)
         .map_err(|error| match error {
             CaseError::Refused { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "action_refused", error.to_string())
@@ -346,6 +414,15 @@ pub(super) async fn act(
     state
         .store_edit(&claims.act, edit, now.timestamp_millis())
         .await?;
+    if let Some(other) = &body.duplicate_of {
+        let link = crate::store::intake::DuplicateRow {
+            case_id: id.clone(),
+            duplicate_of: other.clone(),
+            marked_by: actor.user.clone(),
+            marked_at: now.timestamp_millis(),
+        };
+        state.store.duplicate_record(&link).await?;
+    }
     state.metrics.case_actions.inc();
     tracing::info!(case = %id, user = %actor.user, action = %body.action, "case action through the API");
     let row = state

@@ -9,6 +9,7 @@
 pub mod blobs;
 pub mod cases;
 pub mod double_reports;
+pub mod intake;
 pub mod patrol;
 mod postgres;
 mod sqlite;
@@ -188,6 +189,7 @@ pub trait Store:
     + blobs::BlobStore
     + patrol::PatrolStore
     + double_reports::DoubleReportStore
+    + intake::IntakeStore
     + Fanout
     + Send
     + Sync

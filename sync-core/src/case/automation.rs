@@ -114,17 +114,24 @@ impl Automation<'_> {
         let point = record
             .location
             .and_then(|l| LonLat::new(l.lon, l.lat).ok().map(|p| (l, p)));
+        // A grid is believed only where its reporter was posted when reporting (a
+        // worker choosing one of their own grids by hand, a hotline operator naming
+        // the grid a caller described).
+        let report = view
+            .entries
+            .iter()
+            .filter_map(|e| e.entry.as_ref())
+            .find(|e| e.action.name() == ActionName::Report);
+        let reporter_covers = report.is_some_and(|e| e.actor.scope.covers(record.grid.as_ref()));
+        // An office role (the hotline, the command centre) naming the grid of a
+        // caller's place outside every grid answers for it; a phone's position
+        // outside every grid is believed over the grid it claimed.
+        let office_claim =
+            reporter_covers && report.is_some_and(|e| e.actor.role.answers_callers());
         let Some((location, point)) = point else {
-            // Nothing to locate by: a grid is believed only where its reporter was
-            // posted when reporting (a worker choosing one of their own grids by hand);
-            // any other claimed grid is taken away, so the case enters no other area's
-            // lists and waits for the command centre to locate it.
-            let reporter_covers = view
-                .entries
-                .iter()
-                .filter_map(|e| e.entry.as_ref())
-                .find(|e| e.action.name() == ActionName::Report)
-                .is_some_and(|e| e.actor.scope.covers(record.grid.as_ref()));
+            // Nothing to locate by: any claimed grid the reporter was not posted to
+            // is taken away, so the case enters no other area's lists and waits for
+            // the command centre to locate it.
             if record.grid.is_some() && !reporter_covers {
                 doc.clear_grid(server)?;
                 done.relocated = Some(None);
@@ -132,7 +139,10 @@ impl Automation<'_> {
             return Ok(done);
         };
         let gcj02 = point.to_gcj02(Crs::Wgs84);
-        let located = self.grids.locate_gcj02(gcj02);
+        let located = match self.grids.locate_gcj02(gcj02) {
+            None if record.grid.is_some() && office_claim => record.grid,
+            located => located,
+        };
         if located != record.grid {
             doc.set_location(server, location, located)?;
             done.relocated = Some(located);
@@ -406,6 +416,29 @@ mod tests {
         tx.put(automerge::ROOT, "grid", grid).unwrap();
         tx.commit();
         (doc, before)
+    }
+
+    #[test]
+    fn a_grid_the_hotline_named_for_a_place_outside_every_grid_stands() {
+        // The caller's place is ~90 km east of every grid; the operator named GRID.
+        let mut case = new_case();
+        case.category = "C0101".parse::<CategoryCode>().unwrap();
+        case.source = crate::case::Source::Hotline;
+        case.location.lon += 1.0;
+        let mut doc = CaseDocument::create(&case, &cast().hotline, "e0", at(0)).unwrap();
+        let done = run(&mut doc);
+        assert_eq!(done.relocated, None);
+        let view = doc.fold(&context());
+        assert_eq!(
+            view.record.grid.map(|g| g.to_string()).as_deref(),
+            Some(GRID)
+        );
+        // Routed and, for a manhole cover, dispatched by the named grid.
+        assert_eq!(view.status, Some(Status::Dispatched));
+        // An officer's phone claiming the same grid from the same place is not
+        // believed: its position says it is outside every grid.
+        let mut phone = report("C0101", Some(GRID), 1.0);
+        assert_eq!(run(&mut phone).relocated, Some(None));
     }
 
     #[test]

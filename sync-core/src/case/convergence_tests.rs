@@ -84,6 +84,10 @@ fn action(name: ActionName, flag: bool) -> Action {
         ActionName::Escalate => Action::Escalate,
         ActionName::Reopen => Action::Reopen,
         ActionName::Comment => Action::Comment,
+        ActionName::Reply => Action::Reply {
+            channel: crate::case::ReplyChannel::Phone,
+            satisfied: flag,
+        },
     }
 }
 

@@ -70,6 +70,52 @@ pub enum Action {
     Reopen,
     /// Comment (备注): changes nothing.
     Comment,
+    /// Reply (回复/回访) to the caller of a closed hotline or citizen case: the reply's
+    /// text is the entry's note. An unsatisfied caller's case can be reopened.
+    Reply {
+        /// How the caller was told.
+        channel: ReplyChannel,
+        /// Whether the caller is satisfied with the result.
+        satisfied: bool,
+    },
+}
+
+/// How the caller was told the result (回访方式).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyChannel {
+    /// A phone call (电话回访).
+    Phone,
+    /// A text message (短信).
+    Sms,
+    /// The Open311 request's status notes (网上回复).
+    Open311,
+    /// In person (上门回访).
+    InPerson,
+}
+
+impl ReplyChannel {
+    /// Every channel.
+    pub const ALL: [ReplyChannel; 4] = [
+        ReplyChannel::Phone,
+        ReplyChannel::Sms,
+        ReplyChannel::Open311,
+        ReplyChannel::InPerson,
+    ];
+
+    /// The identifier stored in the document and used in JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReplyChannel::Phone => "phone",
+            ReplyChannel::Sms => "sms",
+            ReplyChannel::Open311 => "open311",
+            ReplyChannel::InPerson => "in_person",
+        }
+    }
+
+    /// The channel named by its identifier.
+    pub fn parse(text: &str) -> Option<ReplyChannel> {
+        ReplyChannel::ALL.into_iter().find(|c| c.as_str() == text)
+    }
 }
 
 impl Action {
@@ -98,6 +144,7 @@ impl Action {
             Action::Escalate => ActionName::Escalate,
             Action::Reopen => ActionName::Reopen,
             Action::Comment => ActionName::Comment,
+            Action::Reply { .. } => ActionName::Reply,
         }
     }
 }
@@ -123,11 +170,12 @@ pub enum ActionName {
     Escalate,
     Reopen,
     Comment,
+    Reply,
 }
 
 impl ActionName {
     /// Every action.
-    pub const ALL: [ActionName; 17] = [
+    pub const ALL: [ActionName; 18] = [
         ActionName::Report,
         ActionName::Accept,
         ActionName::Register,
@@ -145,6 +193,7 @@ impl ActionName {
         ActionName::Escalate,
         ActionName::Reopen,
         ActionName::Comment,
+        ActionName::Reply,
     ];
 
     /// The identifier stored in the document.
@@ -167,6 +216,7 @@ impl ActionName {
             ActionName::Escalate => "escalate",
             ActionName::Reopen => "reopen",
             ActionName::Comment => "comment",
+            ActionName::Reply => "reply",
         }
     }
 
@@ -190,6 +240,7 @@ impl ActionName {
             ActionName::Escalate => "上报上级",
             ActionName::Reopen => "重新打开",
             ActionName::Comment => "备注",
+            ActionName::Reply => "回访",
         }
     }
 }
@@ -286,6 +337,10 @@ pub(crate) struct StoredEntry {
     pub approved: Option<bool>,
     #[autosurgeon(missing = "Option::default")]
     pub grid: Option<String>,
+    #[autosurgeon(missing = "Option::default")]
+    pub channel: Option<String>,
+    #[autosurgeon(missing = "Option::default")]
+    pub satisfied: Option<bool>,
 }
 
 impl Reconcile for StoredEntry {
@@ -307,6 +362,7 @@ impl Reconcile for StoredEntry {
             ("assignee", &self.assignee),
             ("extra", &self.extra),
             ("grid", &self.grid),
+            ("channel", &self.channel),
         ];
         for (key, value) in strings {
             if let Some(value) = value {
@@ -318,6 +374,9 @@ impl Reconcile for StoredEntry {
         }
         if let Some(approved) = self.approved {
             map.put("approved", approved)?;
+        }
+        if let Some(satisfied) = self.satisfied {
+            map.put("satisfied", satisfied)?;
         }
         Ok(())
     }
@@ -365,6 +424,7 @@ impl StoredEntry {
                 "assignee" => stored.assignee = text()?,
                 "extra" => stored.extra = text()?,
                 "grid" => stored.grid = text()?,
+                "channel" => stored.channel = text()?,
                 "at" => {
                     stored.at = match &item.value {
                         ValueRef::Scalar(ScalarValueRef::Int(v) | ScalarValueRef::Timestamp(v)) => {
@@ -375,11 +435,16 @@ impl StoredEntry {
                         _ => return Err(wrong("an integer")),
                     }
                 }
-                "approved" => {
-                    stored.approved = match &item.value {
+                "approved" | "satisfied" => {
+                    let flag = match &item.value {
                         ValueRef::Scalar(ScalarValueRef::Boolean(b)) => Some(*b),
                         ValueRef::Scalar(ScalarValueRef::Null) => None,
                         _ => return Err(wrong("a boolean")),
+                    };
+                    if item.key.as_ref() == "approved" {
+                        stored.approved = flag;
+                    } else {
+                        stored.satisfied = flag;
                     }
                 }
                 _ => {}
@@ -410,6 +475,10 @@ impl StoredEntry {
             Action::RequestExtension { extra } => stored.extra = Some(extra.to_string()),
             Action::DecideExtension { approved } | Action::DecideDefer { approved } => {
                 stored.approved = Some(*approved);
+            }
+            Action::Reply { channel, satisfied } => {
+                stored.channel = Some(channel.as_str().to_owned());
+                stored.satisfied = Some(*satisfied);
             }
             _ => {}
         }
@@ -479,6 +548,15 @@ impl StoredEntry {
             ActionName::Escalate => Action::Escalate,
             ActionName::Reopen => Action::Reopen,
             ActionName::Comment => Action::Comment,
+            ActionName::Reply => {
+                let channel = required(&self.channel, "channel")?;
+                Action::Reply {
+                    channel: ReplyChannel::parse(&channel).ok_or_else(|| {
+                        invalid("channel", format!("{channel:?} is not a reply channel"))
+                    })?,
+                    satisfied: required(&self.satisfied, "satisfied")?,
+                }
+            }
         };
         let grid = match &self.grid {
             Some(grid) => Some(grid.parse::<GridCode>().map_err(|e| invalid("grid", e))?),

@@ -3,7 +3,9 @@
 //! The flow is report → accept/verify (受理/核实) → register (立案) → dispatch (派遣)
 //! → handle (处置) → verify the result (核查) → close (结案), with return (退回),
 //! rework (返工), extension (延期) and defer (挂账) requests, void (作废), escalate
-//! (逐级上报), reopen and comment.
+//! (逐级上报), reopen and comment. A closed case that a hotline caller or a citizen
+//! reported waits for the reply to the caller (回访, its own step with a due time);
+//! an unsatisfied caller's case can be reopened.
 //!
 //! Entries are folded in the timeline list's order. Automerge orders a list
 //! deterministically from its operations: an entry comes after every entry its
@@ -193,7 +195,17 @@ pub fn allowed(role: Role, action: ActionName) -> bool {
                 )
         }
         A::Comment => true,
+        A::Reply => role.answers_callers(),
     }
+}
+
+/// Whether a case from `source` is replied to once closed (回访): the caller of a
+/// hotline or citizen report is told the result.
+pub fn replies_to_caller(source: Option<super::Source>) -> bool {
+    matches!(
+        source,
+        Some(super::Source::Hotline | super::Source::Citizen)
+    )
 }
 
 /// The statuses in which an action can be taken.
@@ -213,6 +225,7 @@ fn valid_in(action: ActionName, status: Status) -> bool {
         A::Escalate => matches!(status, S::Registered | S::Dispatched),
         A::Reopen => matches!(status, S::Closed | S::Voided),
         A::Comment => true,
+        A::Reply => status == S::Closed,
     }
 }
 
@@ -282,6 +295,10 @@ pub enum IgnoredReason {
     /// A request while one is pending.
     #[error("a request is already pending")]
     RequestPending,
+    /// A reply to the caller of a case that waits for none (not from the hotline or
+    /// a citizen, or already replied to since it was closed).
+    #[error("the case is not waiting for a reply to its caller")]
+    NoReplyDue,
 }
 
 /// What the fold did with an entry.
@@ -376,6 +393,8 @@ pub struct CaseView {
     pub pending_extension: Option<TimeLimit>,
     /// Whether a defer request is pending.
     pub pending_defer: bool,
+    /// Whether the case is closed and its caller not yet replied to (回访).
+    pub awaiting_reply: bool,
     /// Counters for assessment.
     pub counts: Counts,
     /// Every step run, in order.
@@ -449,6 +468,10 @@ impl CaseView {
                     ActionName::Void => Action::Void,
                     ActionName::Reopen => Action::Reopen,
                     ActionName::Comment => Action::Comment,
+                    ActionName::Reply => Action::Reply {
+                        channel: super::ReplyChannel::Phone,
+                        satisfied: true,
+                    },
                     ActionName::Report | ActionName::Escalate => return false,
                 };
                 let entry = TimelineEntry {
@@ -550,6 +573,9 @@ impl CaseView {
             Action::DecideDefer { .. } if !self.pending_defer => {
                 return Err(IgnoredReason::NoPendingRequest);
             }
+            Action::Reply { .. } if !self.awaiting_reply => {
+                return Err(IgnoredReason::NoReplyDue);
+            }
             Action::Dispatch { team, .. } => {
                 if context.catalog.team(team.as_str()).is_none() {
                     return Err(IgnoredReason::UnknownTeam(team.clone()));
@@ -606,7 +632,17 @@ impl CaseView {
                 self.counts.reworks += 1;
                 self.advance(Status::Dispatched, Step::Handle, entry, context);
             }
-            Action::Close => self.stop(Status::Closed, entry),
+            Action::Close => {
+                self.stop(Status::Closed, entry);
+                if replies_to_caller(self.record.source) {
+                    self.awaiting_reply = true;
+                    self.start(Step::Reply, at, context);
+                }
+            }
+            Action::Reply { .. } => {
+                self.awaiting_reply = false;
+                self.stop(Status::Closed, entry);
+            }
             Action::Return => {
                 self.counts.returns += 1;
                 self.assignment = None;
@@ -663,6 +699,7 @@ impl CaseView {
         // A request belongs to one dispatched period; any change of status ends it.
         self.pending_extension = None;
         self.pending_defer = false;
+        self.awaiting_reply = false;
         self.status = Some(status);
         if let Some(step) = self.steps.last_mut()
             && step.finished.is_none()
@@ -705,6 +742,7 @@ pub(super) fn fold(case: &CaseDocument, context: &WorkflowContext<'_>) -> CaseVi
         assignment: None,
         pending_extension: None,
         pending_defer: false,
+        awaiting_reply: false,
         counts: Counts::default(),
         steps: Vec::new(),
         entries: Vec::new(),

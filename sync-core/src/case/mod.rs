@@ -24,6 +24,7 @@
 //! document unreadable; [`CaseRecord::problems`] lists what was wrong.
 
 pub mod automation;
+pub mod duplicates;
 pub mod entry;
 pub mod fold;
 pub mod rules;
@@ -47,7 +48,7 @@ use crate::role::{Actor, check_user_id};
 
 pub use crate::document::{DocProblem, Position, Violation, ViolationKind, WriteRefused};
 
-pub use entry::{Action, ActionName, EntryError, TimelineEntry};
+pub use entry::{Action, ActionName, EntryError, ReplyChannel, TimelineEntry};
 pub use fold::{CaseView, IgnoredReason, Outcome, Status, StepRecord, WorkflowContext};
 
 /// The schema version this code writes.

@@ -82,15 +82,7 @@ fn edits_fields(role: Role) -> bool {
 
 /// Roles that write the caller's personal data.
 fn edits_caller(role: Role) -> bool {
-    matches!(
-        role,
-        Role::HotlineOperator
-            | Role::Acceptor
-            | Role::ShiftLead
-            | Role::DistrictSupervisor
-            | Role::CitySupervisor
-            | Role::Server
-    )
+    role.answers_callers() || role == Role::Server
 }
 
 /// Checks `changes` (a batch for one case document, in any order) against the write

@@ -386,6 +386,103 @@ fn void_and_reopen() {
     assert_eq!(case.fold(&context()).counts.reopens, 1);
 }
 
+/// A hotline case taken by the operator, handled and closed (at minute 200).
+fn closed_hotline_case(c: &Cast) -> CaseDocument {
+    let mut new = new_case();
+    new.source = Source::Hotline;
+    new.source_ref = Some("12319-20261123-0001".into());
+    let mut case = CaseDocument::create(&new, &c.hotline, "e0", at(0)).unwrap();
+    act(&mut case, &c.acceptor, Action::Accept, 10);
+    act(&mut case, &c.shift_lead, Action::Register, 20);
+    act(&mut case, &c.dispatcher, dispatch("sanitation"), 30);
+    act(&mut case, &c.sanitation, Action::Handle, 120);
+    act(&mut case, &c.supervisor, Action::Verify, 180);
+    act(&mut case, &c.shift_lead, Action::Close, 200);
+    case
+}
+
+fn reply(satisfied: bool) -> Action {
+    Action::Reply {
+        channel: ReplyChannel::Phone,
+        satisfied,
+    }
+}
+
+#[test]
+fn a_closed_hotline_case_waits_for_the_reply_to_its_caller_with_a_due_time() {
+    let c = cast();
+    let mut case = closed_hotline_case(&c);
+    let view = case.fold(&context());
+    assert_eq!(view.status, Some(Status::Closed));
+    assert!(view.awaiting_reply);
+    let step = view.current_step().unwrap();
+    assert_eq!(step.step, Step::Reply);
+    // The catalogue's [defaults] reply = 3 working days (24 working hours) from the
+    // close at Monday 12:20 Beijing time, in the lunch break: from 13:30, Monday 4.5 h,
+    // Tuesday and Wednesday 8 h each, Thursday 08:30-12:00: due Thursday 12:00.
+    assert_eq!(step.due_at, Some(at(3 * 24 * 60 + 3 * 60)));
+    assert!(view.is_overdue(at(200) + chrono::TimeDelta::days(4)));
+    // A field worker may not reply; the hotline may, once.
+    push(&mut case, &c.sanitation, reply(true), 210);
+    assert!(matches!(
+        ignored_because(&case),
+        IgnoredReason::RoleNotPermitted { .. }
+    ));
+    act(&mut case, &c.hotline, reply(false), 220);
+    let view = case.fold(&context());
+    assert!(!view.awaiting_reply);
+    assert_eq!(view.current_step(), None);
+    assert_eq!(view.status, Some(Status::Closed));
+    push(&mut case, &c.hotline, reply(true), 230);
+    assert_eq!(ignored_because(&case), IgnoredReason::NoReplyDue);
+    // The caller was not satisfied: the shift lead reopens, and after the next close
+    // the caller is replied to again.
+    act(&mut case, &c.shift_lead, Action::Reopen, 240);
+    assert_eq!(status(&case), Status::Registered);
+    act(&mut case, &c.dispatcher, dispatch("sanitation"), 250);
+    act(&mut case, &c.sanitation, Action::Handle, 260);
+    act(&mut case, &c.supervisor, Action::Verify, 270);
+    act(&mut case, &c.shift_lead, Action::Close, 280);
+    assert!(case.fold(&context()).awaiting_reply);
+    act(&mut case, &c.acceptor, reply(true), 290);
+    let view = case.fold(&context());
+    assert!(!view.awaiting_reply);
+    let replies: Vec<Step> = view
+        .steps
+        .iter()
+        .map(|s| s.step)
+        .filter(|s| *s == Step::Reply)
+        .collect();
+    assert_eq!(replies.len(), 2);
+    assert!(view.ignored().count() == 2);
+}
+
+#[test]
+fn a_case_found_on_patrol_is_not_replied_to() {
+    let c = cast();
+    let mut case = dispatched(&c);
+    act(&mut case, &c.sanitation, Action::Handle, 120);
+    act(&mut case, &c.supervisor, Action::Verify, 180);
+    act(&mut case, &c.shift_lead, Action::Close, 200);
+    let view = case.fold(&context());
+    assert!(!view.awaiting_reply);
+    assert_eq!(view.current_step(), None);
+    push(&mut case, &c.hotline, reply(true), 210);
+    assert_eq!(ignored_because(&case), IgnoredReason::NoReplyDue);
+    // And a hotline case still open cannot be replied to yet.
+    let mut new = new_case();
+    new.source = Source::Citizen;
+    let mut open = CaseDocument::create(&new, &c.hotline, "e0", at(0)).unwrap();
+    push(&mut open, &c.hotline, reply(true), 10);
+    assert!(matches!(
+        ignored_because(&open),
+        IgnoredReason::WrongStatus {
+            status: Status::Reported,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn forbidden_actions_are_refused_locally_and_ignored_when_they_arrive_anyway() {
     let c = cast();

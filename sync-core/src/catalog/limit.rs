@@ -22,17 +22,21 @@ pub enum Step {
     Verify,
     /// Close (结案): the command centre closes the case.
     Close,
+    /// Reply (回访): the hotline tells the caller of a hotline or citizen case the
+    /// result, once it is closed. Only such cases run this step.
+    Reply,
 }
 
 impl Step {
     /// All steps in workflow order.
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::Accept,
         Step::Register,
         Step::Dispatch,
         Step::Handle,
         Step::Verify,
         Step::Close,
+        Step::Reply,
     ];
 
     /// The identifier used in TOML and JSON, e.g. `dispatch`.
@@ -44,6 +48,7 @@ impl Step {
             Step::Handle => "handle",
             Step::Verify => "verify",
             Step::Close => "close",
+            Step::Reply => "reply",
         }
     }
 
@@ -56,6 +61,7 @@ impl Step {
             Step::Handle => "处置",
             Step::Verify => "核查",
             Step::Close => "结案",
+            Step::Reply => "回访",
         }
     }
 
@@ -68,6 +74,7 @@ impl Step {
             Step::Handle => "Handle",
             Step::Verify => "Verify",
             Step::Close => "Close",
+            Step::Reply => "Reply to the caller",
         }
     }
 }
@@ -77,6 +84,10 @@ impl fmt::Display for Step {
         f.write_str(self.as_str())
     }
 }
+
+/// The reply step's limit when a catalogue sets none: 3 working days after the close,
+/// the usual 12319 practice (办结后三个工作日内回访).
+pub const REPLY_FALLBACK: TimeLimit = TimeLimit::working_days(3);
 
 /// The clock a time limit runs on. Which hours are working hours (and which days
 /// are holidays) is the workflow clock's business, not the catalogue's.
@@ -288,7 +299,7 @@ impl From<TimeLimit> for String {
     }
 }
 
-/// The time limits of all six steps, as resolved for one category.
+/// The time limits of every step, as resolved for one category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// Accept (受理/核实).
@@ -303,6 +314,8 @@ pub struct Limits {
     pub verify: TimeLimit,
     /// Close (结案).
     pub close: TimeLimit,
+    /// Reply to the caller (回访).
+    pub reply: TimeLimit,
 }
 
 impl Limits {
@@ -315,6 +328,7 @@ impl Limits {
             Step::Handle => self.handle,
             Step::Verify => self.verify,
             Step::Close => self.close,
+            Step::Reply => self.reply,
         }
     }
 
@@ -347,6 +361,10 @@ pub struct StepLimits {
     /// Close (结案).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close: Option<TimeLimit>,
+    /// Reply to the caller (回访); [`REPLY_FALLBACK`] when neither the category nor
+    /// `[defaults]` sets it (catalogues written before the step existed stay valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<TimeLimit>,
 }
 
 impl StepLimits {
@@ -359,6 +377,7 @@ impl StepLimits {
             Step::Handle => self.handle,
             Step::Verify => self.verify,
             Step::Close => self.close,
+            Step::Reply => self.reply,
         }
     }
 
@@ -371,6 +390,7 @@ impl StepLimits {
             Step::Handle => &mut self.handle,
             Step::Verify => &mut self.verify,
             Step::Close => &mut self.close,
+            Step::Reply => &mut self.reply,
         };
         *slot = limit;
     }

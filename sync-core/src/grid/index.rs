@@ -230,6 +230,15 @@ impl GridIndex {
         Some(self.geometry_of(slot))
     }
 
+    /// A point inside the unit grid (GCJ-02), for a case located by its grid code
+    /// alone (a hotline call that names the grid): `geo`'s interior point, which lies
+    /// inside the polygon even when it is concave.
+    pub fn interior_point(&self, code: GridCode) -> Option<LonLat> {
+        use geo::InteriorPoint;
+        let point = self.geometry(code)?.interior_point()?;
+        LonLat::new(point.x(), point.y()).ok()
+    }
+
     fn geometry_of(&self, slot: usize) -> MultiPolygon<f64> {
         let mut polygons: Vec<Polygon<f64>> = Vec::new();
         let mut rings: Vec<LineString<f64>> = Vec::new();

@@ -501,6 +501,10 @@ impl World {
             ActionName::Escalate => Action::Escalate,
             ActionName::Reopen => Action::Reopen,
             ActionName::Comment => Action::Comment,
+            ActionName::Reply => Action::Reply {
+                channel: crate::case::ReplyChannel::Phone,
+                satisfied: flag,
+            },
         };
         let entry = format!("e{}-{}", who.user, self.clock);
         let note = matches!(action, Action::Comment).then(|| format!("第{}条", self.clock));
