@@ -8,6 +8,8 @@
 use serde_json::{Value, json};
 use wangge_sync_core::case::{Action, Source, Status};
 use wangge_sync_core::geo::{LonLat, wgs84_to_bd09, wgs84_to_gcj02};
+use wangge_sync_core::photo::fixtures::{camera_fields, gradient, jpeg, tiff, with_exif};
+use wangge_sync_core::photo::prepare_upload;
 use wangge_tests::phone::Phone;
 use wangge_tests::places::{JINSHUI, import_grids, two_places};
 use wangge_tests::{Server, answer, databases, http};
@@ -250,6 +252,45 @@ fn a_hotline_call_becomes_a_case_that_is_handled_closed_and_replied_to() {
             assert_eq!(status, 201, "{backend} {crs}: {created}");
             assert_eq!(created["case"]["grid"], json!(grid.to_string()), "{crs}");
             assert_eq!(created["case"]["status"], "reported");
+        }
+
+        // A call with a photo the operator uploaded first (the same upload and
+        // checks as a phone's): on the assignee's phone as the report's photo, its
+        // derivatives served to the case's scope only.
+        let photo = prepare_upload(&with_exif(
+            &jpeg(&gradient(800, 600), 90),
+            &tiff(&camera_fields(1)),
+        ))
+        .expect("photo");
+        let uploaded = http()
+            .patch(server.url(&format!("/v1/blobs/{}", photo.sha256)))
+            .header("Authorization", format!("Bearer {}", hotline.token))
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", "0")
+            .header("Upload-Length", photo.bytes.len().to_string())
+            .send(&photo.bytes[..])
+            .expect("upload");
+        assert_eq!(uploaded.status().as_u16(), 200, "{backend}: the photo is stored");
+        let mut body = call("C0102", position.lon, position.lat, "12319-20261207-0005");
+        body["photos"] = json!([photo.sha256]);
+        let (status, created) = post(&server, Some(&hotline), "/v1/cases", &body);
+        assert_eq!(status, 201, "{backend}: {created}");
+        let with_photo = created["id"].as_str().expect("id").to_owned();
+        maint.sync(&server);
+        let photos = maint.fold(&with_photo).record.photos;
+        assert_eq!(photos.len(), 1, "{backend}");
+        assert_eq!(photos[0].hash, photo.sha256);
+        assert_eq!(photos[0].added_by, "hotline");
+        let thumb = format!("/v1/blobs/{}/thumb", photo.sha256);
+        for (phone, expected) in [(&maint, 200), (&outsider, 404)] {
+            let status = http()
+                .get(server.url(&thumb))
+                .header("Authorization", format!("Bearer {}", phone.token))
+                .call()
+                .expect("thumb")
+                .status()
+                .as_u16();
+            assert_eq!(status, expected, "{backend}: {}", phone.actor.user);
         }
 
         // A grid named by the operator, with no point: located inside it.
