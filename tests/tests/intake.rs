@@ -270,7 +270,11 @@ fn a_hotline_call_becomes_a_case_that_is_handled_closed_and_replied_to() {
             .header("Upload-Length", photo.bytes.len().to_string())
             .send(&photo.bytes[..])
             .expect("upload");
-        assert_eq!(uploaded.status().as_u16(), 200, "{backend}: the photo is stored");
+        assert_eq!(
+            uploaded.status().as_u16(),
+            200,
+            "{backend}: the photo is stored"
+        );
         let mut body = call("C0102", position.lon, position.lat, "12319-20261207-0005");
         body["photos"] = json!([photo.sha256]);
         let (status, created) = post(&server, Some(&hotline), "/v1/cases", &body);

@@ -1,8 +1,8 @@
 //! The phone library end to end through its generated Python bindings (the same
 //! uniffi scaffolding the Kotlin and Swift apps call): the scripts in
 //! `mobile-ffi/tests/python/` drive two phones and a supervisor against the real
-//! `wangge serve` on loopback, on SQLite (the server's backends are covered by the
-//! other end-to-end tests). Also: the Kotlin and Swift bindings generate.
+//! `wangge serve` on loopback, on SQLite and on PostgreSQL. Also: the Kotlin and Swift
+//! bindings generate.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,18 +10,24 @@ use std::process::Command;
 use wangge_sync_core::photo::fixtures::{camera_fields, jpeg, png_bomb, textured, tiff, with_exif};
 use wangge_tests::mobile::{generate, python_bindings};
 use wangge_tests::places::{JINSHUI, import_grids, two_places};
-use wangge_tests::{Server, add_user, workspace_root};
+use wangge_tests::{Server, add_user, databases, workspace_root};
 
 const PASSWORD: &str = "网格-2026-ok";
 
 /// Runs `python3 -m unittest -v MODULE` in `mobile-ffi/tests/python` against a fresh
-/// server with the officer, the maintenance worker and a district supervisor.
+/// server with the officer, the maintenance worker and a district supervisor, on each
+/// database.
 fn run_python(module: &str, server_env: &[(&str, &str)]) {
+    for database in databases() {
+        run_python_on(&database.url, database.backend, module, server_env);
+    }
+}
+
+fn run_python_on(database: &str, backend: &str, module: &str, server_env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let database = format!("sqlite://{}", dir.path().join("wangge.db").display());
     let [(grid, position), (other_grid, other_position)] = two_places();
     let community = grid.community().to_string();
-    import_grids(&database);
+    import_grids(database);
     for (user, role, team, scope) in [
         (
             "officer",
@@ -37,9 +43,9 @@ fn run_python(module: &str, server_env: &[(&str, &str)]) {
         ),
         ("supervisor", "district_supervisor", None, JINSHUI),
     ] {
-        add_user(&database, user, role, team, scope, PASSWORD);
+        add_user(database, user, role, team, scope, PASSWORD);
     }
-    let server = Server::start(&database, server_env);
+    let server = Server::start(database, server_env);
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).expect("photo directory");
     for (name, seed) in [("before.jpg", 1), ("more.jpg", 2), ("after.jpg", 3)] {
@@ -75,12 +81,12 @@ fn run_python(module: &str, server_env: &[(&str, &str)]) {
         .env("WANGGE_POS_B", lon_lat(&other_position))
         .env("WANGGE_PHOTO_DIR", &photos)
         .env("WANGGE_BIN", wangge_tests::wangge_bin())
-        .env("WANGGE_DATABASE", &database)
+        .env("WANGGE_DATABASE", database)
         .output()
         .expect("python3 runs (it is part of the toolchain .ci/run checks)");
     assert!(
         output.status.success(),
-        "python3 -m unittest {module} failed:\n{}\n{}",
+        "python3 -m unittest {module} failed on {backend}:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -104,6 +110,11 @@ fn a_revoked_device_is_told_and_wipes_itself() {
 #[test]
 fn bad_input_gets_typed_errors_and_leaves_the_store_unchanged() {
     run_python("test_bad_input", &[]);
+}
+
+#[test]
+fn categories_discarding_and_wiping_do_what_they_say() {
+    run_python("test_housekeeping", &[]);
 }
 
 #[test]
