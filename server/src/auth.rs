@@ -309,7 +309,13 @@ impl Auth {
                     last_seen_at: Some(now_ms),
                     revoked_at: None,
                 };
-                self.store.create_device(&device).await?;
+                let max = i64::try_from(self.max_devices).unwrap_or(i64::MAX);
+                if !self.store.create_device_within(&device, max).await? {
+                    // Another login of the same user took the last place meanwhile.
+                    return Err(AuthError::TooManyDevices {
+                        max: self.max_devices,
+                    });
+                }
                 self.store
                     .audit(now_ms, &user.id, "device.register", &device.id)
                     .await?;

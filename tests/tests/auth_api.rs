@@ -445,3 +445,55 @@ fn guessing_is_throttled_and_devices_are_bounded() {
     );
     assert_eq!(status, 200);
 }
+
+/// Logins of one user racing for the last places register no more devices than the
+/// maximum, on both databases (the count and the insert are one step).
+#[test]
+fn racing_logins_never_register_more_devices_than_the_maximum() {
+    for database in wangge_tests::databases() {
+        let url = &database.url;
+        wangge_tests::add_user(
+            url,
+            "w1",
+            "sanitation_worker",
+            Some("sanitation"),
+            "410102001001",
+            PASSWORD,
+        );
+        let server = Server::start(url, &[("WANGGE_MAX_DEVICES_PER_USER", "3")]);
+        let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let logins: Vec<_> = (0..12)
+                .map(|n| {
+                    let server = &server;
+                    scope.spawn(move || {
+                        let (status, body) = post(
+                            server,
+                            "/v1/auth/login",
+                            &json!({ "user": "w1", "password": PASSWORD, "device": { "name": format!("phone {n}") } }),
+                        );
+                        (status, code(&body).to_owned())
+                    })
+                })
+                .collect();
+            logins
+                .into_iter()
+                .map(|l| l.join().expect("login thread"))
+                .collect()
+        });
+        let accepted = statuses.iter().filter(|(s, _)| *s == 200).count();
+        assert_eq!(accepted, 3, "{}: {statuses:?}", database.backend);
+        assert!(
+            statuses
+                .iter()
+                .all(|(s, c)| *s == 200 || (*s == 409 && c == "too_many_devices")),
+            "{statuses:?}"
+        );
+        let listed = wangge_ok(&["device", "list", "--database", url], "");
+        assert_eq!(
+            listed.lines().filter(|l| l.contains("phone ")).count(),
+            3,
+            "{}: {listed}",
+            database.backend
+        );
+    }
+}

@@ -218,6 +218,14 @@ pub trait Store:
     ) -> StoreFuture<'a, bool>;
     /// Registers a device.
     fn create_device<'a>(&'a self, device: &'a Device) -> StoreFuture<'a, ()>;
+    /// Registers a device only while its user has fewer than `max_active` devices
+    /// not revoked, as one step (the user's row locked first, so concurrent logins
+    /// cannot both pass the count); false, and nothing stored, at the maximum.
+    fn create_device_within<'a>(
+        &'a self,
+        device: &'a Device,
+        max_active: i64,
+    ) -> StoreFuture<'a, bool>;
     /// A device by id.
     fn device<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Device>>;
     /// The devices of a user, or all, by id.
@@ -486,6 +494,48 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await;
                     $crate::store::inserted(result, "device", &device.id)
+                })
+            }
+
+            fn create_device_within<'a>(
+                &'a self,
+                device: &'a $crate::store::Device,
+                max_active: i64,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let _turn = self.write_turn().await;
+                    let mut tx = self.pool.begin().await?;
+                    // Locks the user's row (PostgreSQL) or takes the write lock
+                    // (SQLite) before counting.
+                    sqlx::query("UPDATE users SET role = role WHERE id = $1")
+                        .bind(&device.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let (active,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(&device.user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if active >= max_active {
+                        return Ok(false);
+                    }
+                    let result = sqlx::query(
+                        "INSERT INTO devices (id, user_id, name, actor_id, created_at, last_seen_at, revoked_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&device.id)
+                    .bind(&device.user_id)
+                    .bind(&device.name)
+                    .bind(&device.actor_id)
+                    .bind(device.created_at)
+                    .bind(device.last_seen_at)
+                    .bind(device.revoked_at)
+                    .execute(&mut *tx)
+                    .await;
+                    $crate::store::inserted(result, "device", &device.id)?;
+                    tx.commit().await?;
+                    Ok(true)
                 })
             }
 
