@@ -699,6 +699,14 @@ fn a_request_is_followed_until_it_is_closed_on_every_backend() {
         );
         wangge_tests::add_user(
             url,
+            "officer",
+            "enforcement_officer",
+            Some("enforcement"),
+            &community,
+            PASSWORD,
+        );
+        wangge_tests::add_user(
+            url,
             "supervisor",
             "district_supervisor",
             None,
@@ -784,6 +792,26 @@ fn a_request_is_followed_until_it_is_closed_on_every_backend() {
             assert_eq!(status, "closed", "{backend}: {format}");
             assert_eq!(notes, label(Status::Closed), "{backend}: {format}");
         }
+        // A case from another source is listed without its words: the worker's (or a
+        // hotline operator's) description may name the caller.
+        let mut officer = Phone::login(&server, "officer", PASSWORD);
+        let patrol = "0193f0a0-0000-7000-8000-00000000311a";
+        officer.report(patrol, "C0102", grid, position);
+        officer.sync(&server);
+        let (status, body) = get_json(&server, &format!("/open311/v2/requests/{patrol}.json"));
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body[0]["description"], Value::Null, "{body}");
+        assert_eq!(body[0]["media_url"], Value::Null, "{body}");
+        assert!(body[0]["status_notes"].is_string(), "{body}");
+        let (_, _, text) = get(
+            &server,
+            &format!("/open311/v2/requests.xml?service_request_id={patrol},{id}"),
+        );
+        assert!(
+            !text.contains("井盖缺失") && !text.contains("officer"),
+            "{text}"
+        );
+        assert!(text.contains("路边垃圾堆积三天无人清运"), "{text}");
         let closed = |path: &str| {
             let (_, body) = get_json(&server, path);
             body.as_array()

@@ -289,6 +289,10 @@ const fn ext(format: Format) -> &'static str {
 // Requests
 
 /// One request as published: nothing personal (no reporter, assignee, contact).
+/// `view` is the folded case for a request posted through Open311 (`posted`): its
+/// description and the reply are the citizen's own, written for them; a case from
+/// another source (a hotline call, a patrol) shows neither, as the operator's or the
+/// worker's words may name the caller.
 fn request_node(
     catalog: &Catalog,
     row: &CaseRow,
@@ -314,10 +318,7 @@ fn request_node(
             None => label,
         }
     });
-    let description = view.map_or_else(
-        || row.summary.clone(),
-        |view| view.record.description.clone(),
-    );
+    let description = view.map(|view| view.record.description.clone());
     let agency = row
         .team
         .as_deref()
@@ -337,7 +338,7 @@ fn request_node(
             Node::text(category.map(|c| both(&c.name_zh, &c.name_en))),
         ),
         ("service_code", Node::text(row.category.clone())),
-        ("description", Node::Text(description)),
+        ("description", Node::text(description)),
         ("agency_responsible", Node::text(agency)),
         ("service_notice", Node::Null),
         ("requested_datetime", Node::Text(o311::w3c(requested))),
@@ -358,7 +359,8 @@ fn request_node(
     ])
 }
 
-/// The requests of `rows`, each folded (for the full description and the reply).
+/// The requests of `rows`; those posted through Open311 folded (for the full
+/// description and the reply).
 async fn request_nodes(
     state: &AppState,
     format: Format,
@@ -377,18 +379,18 @@ async fn request_nodes(
     let catalog = state.sync.rules.catalog;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
+        let posted = posted.get(&row.id);
+        if posted.is_none() {
+            items.push(request_node(catalog, row, None, None));
+            continue;
+        }
         let view = match crate::writes::load_stored(state.store.as_ref(), &row.id).await {
             Ok(Some(doc)) => Some(CaseDocument::from_automerge(doc).fold(&context)),
             // The row alone still says what the public may know.
             Ok(None) | Err(crate::writes::WriteError::Corrupt { .. }) => None,
             Err(crate::writes::WriteError::Store(e)) => return Err(Refusal::storage(format, &e)),
         };
-        items.push(request_node(
-            catalog,
-            row,
-            view.as_ref(),
-            posted.get(&row.id),
-        ));
+        items.push(request_node(catalog, row, view.as_ref(), posted));
     }
     Ok(Node::List {
         item: "request",
