@@ -647,6 +647,15 @@ fn an_open311_client_posts_and_follows_its_request_on_every_backend() {
             let (status, body) = post_json(&server, &limited_form);
             assert_eq!(status, 200, "{body}");
         }
+        // Without a description, the service's name stands in.
+        let (_, body) = get_json(&server, "/open311/v2/requests.json?page_size=1");
+        assert!(
+            body[0]["description"]
+                .as_str()
+                .expect("text")
+                .starts_with("暴露垃圾"),
+            "{body}"
+        );
         let (status, retry, text) = post(&server, "/open311/v2/requests.json", &limited_form);
         assert_eq!(status, 429, "{text}");
         assert_error(&serde_json::from_str(&text).expect("JSON"), 429);
@@ -715,7 +724,7 @@ fn a_request_is_followed_until_it_is_closed_on_every_backend() {
         );
         let server = Server::start(url, &[]);
         let supervisor = Phone::login(&server, "supervisor", PASSWORD);
-        let sweeper = Phone::login(&server, "sweeper", PASSWORD);
+        let mut sweeper = Phone::login(&server, "sweeper", PASSWORD);
 
         let (status, created) = post_json(
             &server,
@@ -760,6 +769,41 @@ fn a_request_is_followed_until_it_is_closed_on_every_backend() {
         assert_eq!(status, "open", "{backend}");
         assert!(!notes.is_empty());
 
+        // A second citizen reports the same heap: the acceptor voids it as a duplicate
+        // (作废, 重复); it is closed for its client, and says of which request.
+        let (status, second) = post_json(
+            &server,
+            &[
+                ("api_key", key.as_str()),
+                ("service_code", "E0102"),
+                ("lat", lat.as_str()),
+                ("long", long.as_str()),
+                ("description", "这里有一堆垃圾"),
+            ],
+        );
+        assert_eq!(status, 200, "{backend}: {second}");
+        let dup = second[0]["service_request_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let (status, answer) = act(
+            &server,
+            &supervisor,
+            &dup,
+            json!({ "action": "void", "duplicate_of": id, "note": "同一处垃圾" }),
+        );
+        assert_eq!(status, 200, "{backend}: {answer}");
+        let dup_notes = || {
+            let (status, body) = get_json(&server, &format!("/open311/v2/requests/{dup}.json"));
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body[0]["status"], "closed", "{body}");
+            body[0]["status_notes"].as_str().expect("notes").to_owned()
+        };
+        assert_eq!(
+            dup_notes(),
+            format!("{}. 重复 Duplicate of {id}", label(Status::Voided))
+        );
+
         // The command centre and the worker take it through the workflow, from
         // wherever the server's automation left it.
         for _ in 0..8 {
@@ -792,6 +836,40 @@ fn a_request_is_followed_until_it_is_closed_on_every_backend() {
             assert_eq!(status, "closed", "{backend}: {format}");
             assert_eq!(notes, label(Status::Closed), "{backend}: {format}");
         }
+
+        // The reply to the citizen (回访) becomes the request's status_notes, and the
+        // duplicate's too.
+        let reply = "已清运完毕，感谢您的反映 <环卫>";
+        let (status, answer) = act(
+            &server,
+            &supervisor,
+            &id,
+            json!({ "action": "reply", "channel": "open311", "satisfied": true, "note": reply }),
+        );
+        assert_eq!(status, 200, "{backend}: {answer}");
+        let replied = format!("{}. 回复 Reply: {reply}", label(Status::Closed));
+        for format in ["json", "xml"] {
+            let (status, notes, _) = request(format);
+            assert_eq!(status, "closed", "{backend}: {format}");
+            assert_eq!(notes, replied, "{backend}: {format}");
+        }
+        assert_eq!(
+            dup_notes(),
+            format!(
+                "{}. 重复 Duplicate of {id}. 回复 Reply: {reply}",
+                label(Status::Voided)
+            )
+        );
+        // The citizen's phone number is in no answer, and not on the worker's phone,
+        // which holds the case.
+        let (_, _, text) = get(&server, "/open311/v2/requests.xml");
+        assert!(!text.contains(PHONE), "{text}");
+        sweeper.sync(&server);
+        let saved = sweeper.case(&id).automerge().save_nocompress();
+        assert!(
+            !saved.windows(PHONE.len()).any(|w| w == PHONE.as_bytes()),
+            "{backend}: the citizen's phone number is in the worker's document"
+        );
         // A case from another source is listed without its words: the worker's (or a
         // hotline operator's) description may name the caller.
         let mut officer = Phone::login(&server, "officer", PASSWORD);

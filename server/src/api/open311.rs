@@ -298,25 +298,24 @@ fn request_node(
     row: &CaseRow,
     view: Option<&wangge_sync_core::case::CaseView>,
     posted: Option<&Open311Request>,
+    duplicate_of: Option<&Duplicated>,
 ) -> Node {
     let status = row.status.as_deref().and_then(Status::parse);
     let category = row.category.as_deref().and_then(|c| category(catalog, c));
-    let reply = view.and_then(|view| {
-        view.entries
-            .iter()
-            .rev()
-            .filter(|e| matches!(e.outcome, Outcome::Applied))
-            .filter_map(|e| e.entry.as_ref())
-            .find(|e| e.action.as_str() == "reply")
-            .and_then(|e| e.note.clone())
-            .filter(|note| !note.trim().is_empty())
-    });
+    // A duplicate's caller is told the reply of the case that stands.
+    let reply = match duplicate_of {
+        Some(duplicated) => duplicated.reply.clone(),
+        None => view.and_then(latest_reply),
+    };
     let status_notes = status.map(|s| {
-        let label = both(s.name_zh(), s.name_en());
-        match &reply {
-            Some(reply) => format!("{label}. 回复 Reply: {reply}"),
-            None => label,
+        let mut notes = both(s.name_zh(), s.name_en());
+        if let Some(duplicated) = duplicate_of {
+            notes.push_str(&format!(". 重复 Duplicate of {}", duplicated.id));
         }
+        if let Some(reply) = &reply {
+            notes.push_str(&format!(". 回复 Reply: {reply}"));
+        }
+        notes
     });
     let description = view.map(|view| view.record.description.clone());
     let agency = row
@@ -359,6 +358,41 @@ fn request_node(
     ])
 }
 
+/// The case a voided request was a duplicate of, and that case's reply.
+#[derive(Debug)]
+struct Duplicated {
+    id: String,
+    reply: Option<String>,
+}
+
+/// The text of the latest applied reply (回访) of a case, if any.
+fn latest_reply(view: &wangge_sync_core::case::CaseView) -> Option<String> {
+    view.entries
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.outcome, Outcome::Applied))
+        .filter_map(|e| e.entry.as_ref())
+        .find(|e| e.action.as_str() == "reply")
+        .and_then(|e| e.note.clone())
+        .filter(|note| !note.trim().is_empty())
+}
+
+/// The case `id` folded; `None` when it is not stored or does not load.
+async fn folded(
+    state: &AppState,
+    format: Format,
+    id: &str,
+) -> Result<Option<wangge_sync_core::case::CaseView>, Refusal> {
+    match crate::writes::load_stored(state.store.as_ref(), id).await {
+        Ok(Some(doc)) => Ok(Some(
+            CaseDocument::from_automerge(doc).fold(&state.sync.rules.context()),
+        )),
+        // The row alone still says what the public may know.
+        Ok(None) | Err(crate::writes::WriteError::Corrupt { .. }) => Ok(None),
+        Err(crate::writes::WriteError::Store(e)) => Err(Refusal::storage(format, &e)),
+    }
+}
+
 /// The requests of `rows`; those posted through Open311 folded (for the full
 /// description and the reply).
 async fn request_nodes(
@@ -375,22 +409,40 @@ async fn request_nodes(
         .into_iter()
         .map(|p| (p.case_id.clone(), p))
         .collect();
-    let context = state.sync.rules.context();
     let catalog = state.sync.rules.catalog;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let posted = posted.get(&row.id);
         if posted.is_none() {
-            items.push(request_node(catalog, row, None, None));
+            items.push(request_node(catalog, row, None, None, None));
             continue;
         }
-        let view = match crate::writes::load_stored(state.store.as_ref(), &row.id).await {
-            Ok(Some(doc)) => Some(CaseDocument::from_automerge(doc).fold(&context)),
-            // The row alone still says what the public may know.
-            Ok(None) | Err(crate::writes::WriteError::Corrupt { .. }) => None,
-            Err(crate::writes::WriteError::Store(e)) => return Err(Refusal::storage(format, &e)),
-        };
-        items.push(request_node(catalog, row, view.as_ref(), posted));
+        let view = folded(state, format, &row.id).await?;
+        let mut duplicate_of = None;
+        if row.status.as_deref() == Some(Status::Voided.as_str()) {
+            let link = state
+                .store
+                .duplicate_link(&row.id)
+                .await
+                .map_err(|e| Refusal::storage(format, &e))?;
+            if let Some(link) = link {
+                let reply = folded(state, format, &link.duplicate_of)
+                    .await?
+                    .as_ref()
+                    .and_then(latest_reply);
+                duplicate_of = Some(Duplicated {
+                    id: link.duplicate_of,
+                    reply,
+                });
+            }
+        }
+        items.push(request_node(
+            catalog,
+            row,
+            view.as_ref(),
+            posted,
+            duplicate_of.as_ref(),
+        ));
     }
     Ok(Node::List {
         item: "request",
@@ -721,6 +773,13 @@ async fn post_request(
         phone: field("phone").map(str::to_owned),
         email: field("email").map(str::to_owned),
         wants_reply: field("phone").is_some() || field("email").is_some(),
+    };
+    // The description is optional in Open311 but not in a case: the service's name
+    // stands in for a citizen who gave none.
+    let description = if description.is_empty() {
+        both(&service.name_zh, &service.name_en)
+    } else {
+        description
     };
     // The photo's address goes with the description for the acceptor; never fetched.
     let text = match &media_url {
