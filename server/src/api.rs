@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod intake;
 mod locate;
+mod open311;
 mod patrol;
 mod push_socket;
 mod service;
@@ -159,6 +160,26 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .route("/v1/blobs/{sha256}/{variant}", get(blobs::get_derivative))
+        // Open311 GeoReport v2 (`api/open311.rs`, docs/open311.md): each resource as
+        // `.json` and `.xml`; `{service}`, `{request}`, `{token}` end in either.
+        .route("/open311/v2/discovery.json", get(open311::discovery_json))
+        .route("/open311/v2/discovery.xml", get(open311::discovery_xml))
+        .route("/open311/v2/services.json", get(open311::services_json))
+        .route("/open311/v2/services.xml", get(open311::services_xml))
+        .route(
+            "/open311/v2/services/{service}",
+            get(open311::service_definition),
+        )
+        .route(
+            "/open311/v2/requests.json",
+            get(open311::requests_json).post(open311::post_json),
+        )
+        .route(
+            "/open311/v2/requests.xml",
+            get(open311::requests_xml).post(open311::post_xml),
+        )
+        .route("/open311/v2/requests/{request}", get(open311::request))
+        .route("/open311/v2/tokens/{token}", get(open311::token))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

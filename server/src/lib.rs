@@ -14,6 +14,7 @@ pub mod intake;
 pub mod listener;
 pub mod login_throttle;
 pub mod metrics;
+pub mod open311;
 pub mod patrol;
 pub mod photos;
 pub mod push;

@@ -52,6 +52,9 @@ enum Command {
     /// The category catalogue (部件 components, 事件 events): export the default, check a file.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),
+    /// Open311 client apps' API keys: add (shown once), list, revoke.
+    #[command(subcommand)]
+    Apikey(cmd::apikey::ApikeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Blobs(command) => cmd::database::blobs(command),
         Command::Grid(command) => cmd::grid::run(command),
         Command::Catalog(command) => cmd::catalog::run(command),
+        Command::Apikey(command) => cmd::apikey::run(command),
     };
     match outcome {
         Ok(code) => code,

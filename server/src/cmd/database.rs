@@ -135,14 +135,14 @@ pub enum KeysCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub(super) async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(url)
         .await
         .with_context(|| format!("opening {}", config::redact_url(url)))?;

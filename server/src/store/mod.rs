@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod cases;
 pub mod double_reports;
 pub mod intake;
+pub mod open311;
 pub mod patrol;
 mod postgres;
 mod sqlite;
@@ -190,6 +191,7 @@ pub trait Store:
     + patrol::PatrolStore
     + double_reports::DoubleReportStore
     + intake::IntakeStore
+    + open311::Open311Store
     + Fanout
     + Send
     + Sync
