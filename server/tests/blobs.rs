@@ -862,9 +862,21 @@ async fn parallel_first_chunks_of_one_device_respect_the_upload_cap() {
         }
         let accepted = statuses.iter().filter(|s| **s == 204).count();
         let refused = statuses.iter().filter(|s| **s == 429).count();
-        assert_eq!((accepted, refused), (4, 60), "{backend:?}: {statuses:?}");
+        // All 64 wait on the device's row in turn: on a loaded machine some may wait
+        // past the pool's acquire timeout and get 503 (retry later), never a 500 and
+        // never a fifth upload.
+        let unavailable = statuses.iter().filter(|s| **s == 503).count();
+        assert_eq!(
+            accepted + refused + unavailable,
+            64,
+            "{backend:?}: {statuses:?}"
+        );
+        assert!(accepted <= 4 && refused >= 1, "{backend:?}: {statuses:?}");
+        if unavailable == 0 {
+            assert_eq!((accepted, refused), (4, 60), "{backend:?}: {statuses:?}");
+        }
         let live = fresh.raw.texts("SELECT sha256 FROM blob_uploads").await;
-        assert_eq!(live.len(), 4, "{backend:?}");
+        assert_eq!(live.len(), accepted, "{backend:?}");
     }
 }
 

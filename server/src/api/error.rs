@@ -102,7 +102,17 @@ impl From<AuthError> for ApiError {
                 .retry_after(*retry_after_s);
             }
             AuthError::TooManyDevices { .. } => (StatusCode::CONFLICT, "too_many_devices"),
-            AuthError::Store(_) | AuthError::Internal(_) => {
+            AuthError::Store(_) => {
+                // The database is busy or down (a pool timeout under load): the
+                // client retries, as for any other storage failure.
+                tracing::error!(%error, "auth failed: storage");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database is not available",
+                );
+            }
+            AuthError::Internal(_) => {
                 tracing::error!(%error, "auth failed");
                 return ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
