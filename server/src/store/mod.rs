@@ -482,20 +482,9 @@ macro_rules! impl_store {
                 device: &'a $crate::store::Device,
             ) -> $crate::store::StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let result = sqlx::query(
-                        "INSERT INTO devices (id, user_id, name, actor_id, created_at, last_seen_at, revoked_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&device.id)
-                    .bind(&device.user_id)
-                    .bind(&device.name)
-                    .bind(&device.actor_id)
-                    .bind(device.created_at)
-                    .bind(device.last_seen_at)
-                    .bind(device.revoked_at)
-                    .execute(&self.pool)
-                    .await;
-                    $crate::store::inserted(result, "device", &device.id)
+                    $crate::store::Store::create_device_within(self, device, i64::MAX)
+                        .await
+                        .map(|_| ())
                 })
             }
 
