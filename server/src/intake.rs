@@ -162,12 +162,6 @@ pub enum IntakeError {
     Store(#[from] StoreError),
 }
 
-/// Whether `role` takes calls in (creates cases on a caller's behalf): the roles
-/// that answer callers (sync-core's `Role::answers_callers`), and the administrator.
-pub fn takes_calls(role: Role) -> bool {
-    role.answers_callers() || role == Role::Admin
-}
-
 fn optional_text(field: &str, value: Option<String>) -> Result<Option<String>, IntakeError> {
     let Some(value) = value else {
         return Ok(None);
@@ -268,7 +262,9 @@ pub async fn create(
 ) -> Result<Created, IntakeError> {
     let actor = match reporter {
         Reporter::User(user) => {
-            if !takes_calls(user.role) {
+            // The roles that answer callers take their calls (all of them may report
+            // in sync-core's workflow; the administrator may not).
+            if !user.role.answers_callers() {
                 return Err(IntakeError::Forbidden(user.role));
             }
             // The operator's claim, written by a fresh actor of the server's own: the

@@ -381,6 +381,19 @@ fn a_hotline_call_becomes_a_case_that_is_handled_closed_and_replied_to() {
             count,
             "{backend}: a refused call stored a case"
         );
+        // The command centre takes calls too: the acceptor and the district
+        // supervisor, each in their district (both places are in it).
+        for (phone, place) in [(&acceptor, position), (&supervisor, other_position)] {
+            let (status, created) = post(
+                &server,
+                Some(phone),
+                "/v1/cases",
+                &call("E0102", place.lon, place.lat, "12319-20261207-0009"),
+            );
+            assert_eq!(status, 201, "{backend}: {}: {created}", phone.actor.user);
+            assert_eq!(created["case"]["reporter"], json!(phone.actor.user));
+            assert_eq!(created["callers"][0]["taken_by"], json!(phone.actor.user));
+        }
         officer.sync(&server);
     }
 }

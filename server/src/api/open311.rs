@@ -12,7 +12,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use wangge_sync_core::case::{CaseDocument, Outcome, Source, Status};
+use wangge_sync_core::case::{CaseDocument, Source, Status};
 use wangge_sync_core::catalog::{Catalog, Category};
 use wangge_sync_core::geo::Crs;
 
@@ -305,7 +305,7 @@ fn request_node(
     // A duplicate's caller is told the reply of the case that stands.
     let reply = match duplicate_of {
         Some(duplicated) => duplicated.reply.clone(),
-        None => view.and_then(latest_reply),
+        None => view.and_then(|v| v.last_reply().map(str::to_owned)),
     };
     let status_notes = status.map(|s| {
         let mut notes = both(s.name_zh(), s.name_en());
@@ -365,18 +365,6 @@ struct Duplicated {
     reply: Option<String>,
 }
 
-/// The text of the latest applied reply (回访) of a case, if any.
-fn latest_reply(view: &wangge_sync_core::case::CaseView) -> Option<String> {
-    view.entries
-        .iter()
-        .rev()
-        .filter(|e| matches!(e.outcome, Outcome::Applied))
-        .filter_map(|e| e.entry.as_ref())
-        .find(|e| e.action.as_str() == "reply")
-        .and_then(|e| e.note.clone())
-        .filter(|note| !note.trim().is_empty())
-}
-
 /// The case `id` folded; `None` when it is not stored or does not load.
 async fn folded(
     state: &AppState,
@@ -429,7 +417,7 @@ async fn request_nodes(
                 let reply = folded(state, format, &link.duplicate_of)
                     .await?
                     .as_ref()
-                    .and_then(latest_reply);
+                    .and_then(|v| v.last_reply().map(str::to_owned));
                 duplicate_of = Some(Duplicated {
                     id: link.duplicate_of,
                     reply,

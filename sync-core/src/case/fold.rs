@@ -411,6 +411,18 @@ impl CaseView {
         self.steps.last().filter(|s| s.finished.is_none())
     }
 
+    /// The text of the latest reply to the caller (回访) that took effect, if any.
+    pub fn last_reply(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|e| e.outcome == Outcome::Applied)
+            .filter_map(|e| e.entry.as_ref())
+            .find(|e| matches!(e.action, Action::Reply { .. }))
+            .and_then(|e| e.note.as_deref())
+            .filter(|note| !note.trim().is_empty())
+    }
+
     /// Whether the running step is past its due time.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
         self.current_step().is_some_and(|s| s.is_overdue(now))
