@@ -5,6 +5,7 @@
 //! status; handlers take typed extractors and never unwrap what a client sent.
 
 mod accounts;
+mod assessment;
 mod assignments;
 mod blobs;
 mod cases;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Photo uploads and their limits.
     pub blobs: Arc<crate::blobs::Blobs>,
+    /// The assessment's weights and grade bands (`WANGGE_ASSESSMENT` or built in).
+    pub assessment: Arc<wangge_sync_core::assessment::AssessmentRules>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -137,6 +140,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/patrol/anomalies", get(patrol::anomalies))
         .route("/v1/patrol/summary", get(patrol::summary))
         .route("/v1/double-reports", get(patrol::double_reports))
+        .route("/v1/assessment", get(assessment::report))
+        .route("/v1/assessment/reports", post(assessment::publish))
+        .route(
+            "/v1/assessment/reports/{period}",
+            get(assessment::published),
+        )
+        .route("/v1/assessment/spot-checks", post(assessment::spot_check))
         .route(
             "/v1/sync",
             // The protocol bounds requests itself (`Limits::max_request`, refused with

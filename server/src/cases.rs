@@ -10,6 +10,7 @@ use automerge::{Automerge, ChangeHash};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::runtime::Handle;
+use wangge_sync_core::assessment::CaseFacts;
 use wangge_sync_core::calendar::WorkCalendar;
 use wangge_sync_core::case::automation::Automation;
 use wangge_sync_core::case::fold::Outcome;
@@ -24,6 +25,7 @@ use wangge_sync_core::sync::server::Automate;
 use wangge_sync_core::sync::{DocKind, DocMeta};
 
 use crate::store::Store;
+use crate::store::assessment::FactsRow;
 use crate::store::cases::{CaseRow, Derive, Derived};
 
 /// The longest summary of the description a case row keeps.
@@ -75,9 +77,11 @@ impl Derive for Materializer<'_> {
                 let view = CaseDocument::from_automerge(doc.clone()).fold(&context);
                 let photos: std::collections::BTreeSet<String> =
                     view.record.photos.iter().map(|p| p.hash.clone()).collect();
+                let row = case_row(id, &view, self.now);
                 Derived {
                     meta: DocMeta::of_case(&view),
-                    case: Some(case_row(id, &view, self.now)),
+                    facts: facts_row(&row, &view),
+                    case: Some(row),
                     photos: photos.into_iter().collect(),
                     patrol: None,
                 }
@@ -102,6 +106,7 @@ impl Derive for Materializer<'_> {
                 Derived {
                     meta,
                     case: None,
+                    facts: None,
                     photos: Vec::new(),
                     patrol: crate::patrol::rows_of(id, &record, &assessment, receipt),
                 }
@@ -174,6 +179,24 @@ pub fn case_row(id: &str, view: &CaseView, now: i64) -> CaseRow {
         steps: Value::Array(steps).to_string(),
         updated_at: now,
     }
+}
+
+/// What the case of `row` contributes to assessment (sync-core's `CaseFacts`), with
+/// the units it counts for; `None` while it has no valid report.
+pub fn facts_row(row: &CaseRow, view: &CaseView) -> Option<FactsRow> {
+    let facts = CaseFacts::of(view);
+    Some(FactsRow {
+        case_id: row.id.clone(),
+        month: facts.month?,
+        level: row.level.clone(),
+        district: row.district.clone(),
+        street: row.street.clone(),
+        community: row.community.clone(),
+        team: row.team.clone(),
+        handler: facts.handler,
+        reporter: row.reporter.clone(),
+        counts: facts.counts,
+    })
 }
 
 /// The server's identity for one write: a fresh Automerge actor each time, so two

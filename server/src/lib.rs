@@ -2,6 +2,7 @@
 //! is its command line.
 
 pub mod api;
+pub mod assessment;
 pub mod auth;
 pub mod blobs;
 pub mod cases;

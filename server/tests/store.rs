@@ -404,6 +404,7 @@ impl wangge_server::store::cases::Derive for FixedRow {
         wangge_server::store::cases::Derived {
             meta: wangge_sync_core::sync::DocMeta::default(),
             case: Some(self.0.clone()),
+            facts: None,
             photos: Vec::new(),
             patrol: None,
         }

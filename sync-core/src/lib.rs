@@ -2,6 +2,7 @@
 //!
 //! No I/O, no clock, no threads: callers pass bytes and time in. See ARCHITECTURE.md.
 
+pub mod assessment;
 pub mod calendar;
 pub mod case;
 pub mod catalog;

@@ -36,6 +36,12 @@ impl ApiError {
         }
     }
 
+    /// The same error with more said at the end of its message.
+    pub(crate) fn with_message_suffix(mut self, more: &str) -> ApiError {
+        self.message.push_str(more);
+        self
+    }
+
     pub(crate) fn retry_after(mut self, seconds: u64) -> ApiError {
         self.retry_after = Some(seconds);
         self

@@ -56,6 +56,61 @@ struct CallerBody {
     wants_reply: bool,
 }
 
+/// A problem as a JSON body describes it: a spot check's finding that the grid's
+/// staff had missed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewProblemBody {
+    category: String,
+    description: String,
+    #[serde(default)]
+    address: String,
+    location: Option<PointBody>,
+    /// A unit-grid code (15 digits).
+    grid: Option<String>,
+    #[serde(default)]
+    photos: Vec<String>,
+}
+
+impl NewProblemBody {
+    /// The problem as taken in from `source`.
+    pub(super) fn into_intake(self, source: Source, contact: Contact) -> Result<Intake, ApiError> {
+        Ok(Intake {
+            source,
+            category: self.category,
+            description: self.description,
+            address: self.address,
+            point: point_of(self.location)?,
+            grid: self.grid,
+            photos: self.photos,
+            contact,
+            source_ref: None,
+        })
+    }
+
+    /// The unit grid named, if any.
+    pub(super) fn grid(&self) -> Option<&str> {
+        self.grid.as_deref()
+    }
+}
+
+fn point_of(location: Option<PointBody>) -> Result<Option<Point>, ApiError> {
+    let Some(p) = location else {
+        return Ok(None);
+    };
+    let crs = match p.crs.as_deref() {
+        None => Crs::Wgs84,
+        Some(text) => text
+            .parse::<Crs>()
+            .map_err(|e| bad_request("invalid_case", format!("location: {e}")))?,
+    };
+    Ok(Some(Point {
+        lon: p.lon,
+        lat: p.lat,
+        crs,
+    }))
+}
+
 const fn yes() -> bool {
     true
 }
@@ -99,22 +154,7 @@ pub(super) async fn create(
             }
         },
     };
-    let point = match body.location {
-        Some(p) => {
-            let crs = match p.crs.as_deref() {
-                None => Crs::Wgs84,
-                Some(text) => text
-                    .parse::<Crs>()
-                    .map_err(|e| bad_request("invalid_case", format!("location: {e}")))?,
-            };
-            Some(Point {
-                lon: p.lon,
-                lat: p.lat,
-                crs,
-            })
-        }
-        None => None,
-    };
+    let point = point_of(body.location)?;
     let contact = body
         .caller
         .map(|c| Contact {

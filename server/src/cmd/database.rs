@@ -29,6 +29,7 @@ pub struct Database {
 /// What `wangge serve --help` says after the flags: every other setting.
 const SETTINGS_HELP: &str = "Settings (environment; defaults and ranges in docs/operations.md):
   WANGGE_CATALOG                 the city's category catalogue (TOML)
+  WANGGE_ASSESSMENT              the assessment's weights and grade bands (TOML)
   WANGGE_LOG                     log filter (info)
   WANGGE_ACCESS_TOKEN_SECONDS, WANGGE_REFRESH_TOKEN_SECONDS
   WANGGE_MAX_CONNECTIONS, WANGGE_HEADER_TIMEOUT_SECONDS, WANGGE_BODY_TIMEOUT_SECONDS
@@ -251,6 +252,9 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
             config::blob_settings_from_env().map_err(anyhow::Error::msg)?,
             Arc::clone(&metrics),
         )),
+        assessment: Arc::new(
+            wangge_server::assessment::rules_from_env().map_err(anyhow::Error::msg)?,
+        ),
     };
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
     tokio::spawn(escalate_periodically(state.clone(), escalate_every));

@@ -24,6 +24,9 @@ pub struct Derived {
     pub meta: DocMeta,
     /// The folded case, for a case document.
     pub case: Option<CaseRow>,
+    /// What the case contributes to assessment; `None` for a case without a valid
+    /// report (and for a patrol log).
+    pub facts: Option<super::assessment::FactsRow>,
     /// The photos a case references (SHA-256 hex), sorted, each once.
     pub photos: Vec<String>,
     /// For a patrol log with a worker and a day: its rows.

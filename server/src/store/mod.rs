@@ -6,6 +6,7 @@
 //! `BIGINT` milliseconds for time), so the two cannot drift apart. What differs —
 //! connection options and the migration folders — is in `sqlite.rs` and `postgres.rs`.
 
+pub mod assessment;
 pub mod blobs;
 pub mod cases;
 pub mod double_reports;
@@ -192,6 +193,7 @@ pub trait Store:
     + double_reports::DoubleReportStore
     + intake::IntakeStore
     + open311::Open311Store
+    + assessment::AssessmentStore
     + Fanout
     + Send
     + Sync

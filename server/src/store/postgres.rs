@@ -57,6 +57,7 @@ super::blobs::impl_blob_store!(PostgresStore, Postgres);
 super::patrol::impl_patrol_store!(PostgresStore, Postgres);
 super::double_reports::impl_double_report_store!(PostgresStore, Postgres);
 super::intake::impl_intake_store!(PostgresStore, Postgres);
+super::assessment::impl_assessment_store!(PostgresStore, Postgres);
 super::open311::impl_open311_store!(PostgresStore, Postgres);
 
 impl super::Fanout for PostgresStore {

@@ -59,6 +59,7 @@ super::blobs::impl_blob_store!(SqliteStore, Sqlite);
 super::patrol::impl_patrol_store!(SqliteStore, Sqlite);
 super::double_reports::impl_double_report_store!(SqliteStore, Sqlite);
 super::intake::impl_intake_store!(SqliteStore, Sqlite);
+super::assessment::impl_assessment_store!(SqliteStore, Sqlite);
 super::open311::impl_open311_store!(SqliteStore, Sqlite);
 
 impl super::Fanout for SqliteStore {

@@ -828,6 +828,7 @@ macro_rules! impl_sync_store {
             q.build().execute(&mut **tx).await?;
             if let Some(case) = &derived.case {
                 upsert_case(tx, case).await?;
+                write_facts(tx, &write.id, derived.facts.as_ref()).await?;
                 // A document without chunks before this write is new: it has no rows.
                 replace_case_photos(tx, &write.id, &derived.photos, chunks == 0, now).await?;
             }

@@ -25,7 +25,7 @@ pub const FIELD_RADIUS_M: u32 = 1_000;
 pub fn radius_m(category: &Category, source: Source) -> u32 {
     category.duplicate_radius_m.unwrap_or(match source {
         Source::Hotline | Source::Citizen => CALLER_RADIUS_M,
-        Source::Patrol | Source::Video | Source::Handover => FIELD_RADIUS_M,
+        Source::Patrol | Source::Video | Source::Handover | Source::SpotCheck => FIELD_RADIUS_M,
     })
 }
 

@@ -123,16 +123,19 @@ pub enum Source {
     Video,
     /// Handed over from an upper level or another department (上级交办).
     Handover,
+    /// Found by an assessment spot check (考核抽查) that the grid's staff had missed.
+    SpotCheck,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::Patrol,
         Source::Hotline,
         Source::Citizen,
         Source::Video,
         Source::Handover,
+        Source::SpotCheck,
     ];
 
     /// The identifier stored in the document.
@@ -143,6 +146,7 @@ impl Source {
             Source::Citizen => "citizen",
             Source::Video => "video",
             Source::Handover => "handover",
+            Source::SpotCheck => "spot_check",
         }
     }
 
@@ -154,6 +158,7 @@ impl Source {
             Source::Citizen => "市民举报",
             Source::Video => "视频监控",
             Source::Handover => "上级交办",
+            Source::SpotCheck => "考核抽查",
         }
     }
 

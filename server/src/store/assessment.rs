@@ -1,0 +1,412 @@
+//! Assessment storage (migration 0016): each case's facts (`case_facts`, written with
+//! its `cases` row in the storing transaction), their sums per unit and period, the
+//! published reports, and the spot checks.
+
+use serde::Serialize;
+use wangge_sync_core::assessment::Counts;
+
+use super::StoreFuture;
+
+/// A case's facts as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsRow {
+    /// The case.
+    pub case_id: String,
+    /// `2026-11`.
+    pub month: String,
+    /// `street`, `district`, `city`.
+    pub level: String,
+    /// District code.
+    pub district: Option<String>,
+    /// Street code.
+    pub street: Option<String>,
+    /// Community code.
+    pub community: Option<String>,
+    /// The team dispatched to.
+    pub team: Option<String>,
+    /// Whose handling stood.
+    pub handler: Option<String>,
+    /// The reporting user.
+    pub reporter: Option<String>,
+    /// The flags.
+    pub counts: Counts,
+}
+
+/// What the sums of a period are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// District code.
+    District,
+    /// Street code.
+    Street,
+    /// Community code.
+    Community,
+    /// Team id.
+    Team,
+    /// Handler's user id.
+    Handler,
+    /// Reporter's user id.
+    Reporter,
+}
+
+impl GroupBy {
+    /// The column.
+    pub const fn column(self) -> &'static str {
+        match self {
+            GroupBy::District => "district",
+            GroupBy::Street => "street",
+            GroupBy::Community => "community",
+            GroupBy::Team => "team",
+            GroupBy::Handler => "handler",
+            GroupBy::Reporter => "reporter",
+        }
+    }
+}
+
+/// The sums of the cases of one unit that ended at one level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumsRow {
+    /// The unit (the grouped column's value).
+    pub unit: String,
+    /// `street`, `district`, `city`.
+    pub level: String,
+    /// The sums.
+    pub counts: Counts,
+}
+
+/// A published report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ReportRow {
+    /// `2026-11` or `2026-Q4`.
+    pub period: String,
+    /// `''` for the city, else a district code.
+    pub unit: String,
+    /// When (ms).
+    pub published_at: i64,
+    /// Who.
+    pub published_by: String,
+    /// The report as published (JSON).
+    pub body: String,
+}
+
+/// A spot check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SpotCheckRow {
+    /// Id (UUID v7).
+    pub id: String,
+    /// The grid code prefix checked (a unit grid, community or street).
+    pub area: String,
+    /// When it was done (ms).
+    pub checked_at: i64,
+    /// Who did it.
+    pub checker: String,
+    /// Notes.
+    pub note: String,
+    /// When it was recorded (ms).
+    pub created_at: i64,
+}
+
+/// One problem a spot check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FindingRow {
+    /// The spot check.
+    pub spot_check_id: String,
+    /// The case that stands for the problem.
+    pub case_id: String,
+    /// Whether the grid's staff had reported it before the check.
+    pub already_reported: bool,
+}
+
+/// Assessment storage.
+pub trait AssessmentStore {
+    /// The sums of the facts of the cases reported in `months`, grouped by `by` and the
+    /// level each case ended at; only cases whose grid code starts with `within` (a
+    /// district or street code; `""`: all).
+    fn assessment_sums<'a>(
+        &'a self,
+        months: &'a [String],
+        by: GroupBy,
+        within: &'a str,
+    ) -> StoreFuture<'a, Vec<SumsRow>>;
+    /// Stores a published report; `false` when that period and unit was published
+    /// already (a published report never changes).
+    fn report_publish<'a>(&'a self, row: &'a ReportRow) -> StoreFuture<'a, bool>;
+    /// The published report of a period and unit.
+    fn report<'a>(&'a self, period: &'a str, unit: &'a str) -> StoreFuture<'a, Option<ReportRow>>;
+    /// Every report published for a period (the city's and the districts').
+    fn reports_of<'a>(&'a self, period: &'a str) -> StoreFuture<'a, Vec<ReportRow>>;
+    /// Records a spot check and its findings.
+    fn spot_check_insert<'a>(
+        &'a self,
+        check: &'a SpotCheckRow,
+        findings: &'a [FindingRow],
+    ) -> StoreFuture<'a, ()>;
+    /// The spot checks of areas starting with `within`, checked in `[from, to)` (ms),
+    /// with their findings.
+    fn spot_checks<'a>(
+        &'a self,
+        within: &'a str,
+        from: i64,
+        to: i64,
+    ) -> StoreFuture<'a, Vec<(SpotCheckRow, Vec<FindingRow>)>>;
+}
+
+/// Implements [`AssessmentStore`] for `$store` over `$db`, and the facts' upsert used by
+/// the sync store's transaction.
+macro_rules! impl_assessment_store {
+    ($store:ty, $db:ident) => {
+        /// Writes (or, for a case without a valid report, removes) a case's facts in
+        /// the storing transaction.
+        pub(crate) async fn write_facts(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            case_id: &str,
+            facts: Option<&$crate::store::assessment::FactsRow>,
+        ) -> Result<(), $crate::store::StoreError> {
+            let Some(f) = facts else {
+                sqlx::query("DELETE FROM case_facts WHERE case_id = $1")
+                    .bind(case_id)
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(());
+            };
+            let fields = wangge_sync_core::assessment::Counts::FIELDS;
+            let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
+                "INSERT INTO case_facts (case_id, month, level, district, street, community,
+                     team, handler, reporter, {}) ",
+                fields.join(", ")
+            ));
+            q.push_values([f], |mut row, f| {
+                row.push_bind(f.case_id.as_str())
+                    .push_bind(f.month.as_str())
+                    .push_bind(f.level.as_str())
+                    .push_bind(f.district.as_deref())
+                    .push_bind(f.street.as_deref())
+                    .push_bind(f.community.as_deref())
+                    .push_bind(f.team.as_deref())
+                    .push_bind(f.handler.as_deref())
+                    .push_bind(f.reporter.as_deref());
+                for value in f.counts.values() {
+                    row.push_bind(i64::try_from(value).unwrap_or(i64::MAX));
+                }
+            });
+            let updates: Vec<String> = [
+                "month",
+                "level",
+                "district",
+                "street",
+                "community",
+                "team",
+                "handler",
+                "reporter",
+            ]
+            .iter()
+            .chain(fields.iter())
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+            q.push(format!(
+                " ON CONFLICT (case_id) DO UPDATE SET {}",
+                updates.join(", ")
+            ));
+            q.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        impl $crate::store::assessment::AssessmentStore for $store {
+            fn assessment_sums<'a>(
+                &'a self,
+                months: &'a [String],
+                by: $crate::store::assessment::GroupBy,
+                within: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::assessment::SumsRow>> {
+                Box::pin(async move {
+                    if months.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let fields = wangge_sync_core::assessment::Counts::FIELDS;
+                    let column = by.column();
+                    let sums: Vec<String> = fields
+                        .iter()
+                        .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
+                        .collect();
+                    let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
+                        "SELECT {column}, level, {} FROM case_facts WHERE month IN (",
+                        sums.join(", ")
+                    ));
+                    let mut list = q.separated(", ");
+                    for month in months {
+                        list.push_bind(month.as_str());
+                    }
+                    q.push(format!(") AND {column} IS NOT NULL"));
+                    // A district's or street's cases by their own columns (indexed),
+                    // a community or grid by the community column's prefix.
+                    match within.len() {
+                        0 => {}
+                        6 => {
+                            q.push(" AND district = ").push_bind(within);
+                        }
+                        9 => {
+                            q.push(" AND street = ").push_bind(within);
+                        }
+                        12 => {
+                            q.push(" AND community = ").push_bind(within);
+                        }
+                        _ => {
+                            q.push(" AND 1 = 0");
+                        }
+                    }
+                    q.push(format!(
+                        " GROUP BY {column}, level ORDER BY {column}, level"
+                    ));
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        use sqlx::Row as _;
+                        let unit: String = row.try_get(0)?;
+                        let level: String = row.try_get(1)?;
+                        let mut values = [0u64; 16];
+                        for (i, v) in values.iter_mut().enumerate() {
+                            let sum: Option<i64> = row.try_get(i + 2)?;
+                            *v = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
+                        }
+                        out.push($crate::store::assessment::SumsRow {
+                            unit,
+                            level,
+                            counts: wangge_sync_core::assessment::Counts::from_values(values),
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn report_publish<'a>(
+                &'a self,
+                row: &'a $crate::store::assessment::ReportRow,
+            ) -> $crate::store::StoreFuture<'a, bool> {
+                Box::pin(async move {
+                    let _turn = self.write_turn().await;
+                    let done = sqlx::query(
+                        "INSERT INTO assessment_reports
+                             (period, unit, published_at, published_by, body)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (period, unit) DO NOTHING",
+                    )
+                    .bind(&row.period)
+                    .bind(&row.unit)
+                    .bind(row.published_at)
+                    .bind(&row.published_by)
+                    .bind(&row.body)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+
+            fn report<'a>(
+                &'a self,
+                period: &'a str,
+                unit: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Option<$crate::store::assessment::ReportRow>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "SELECT * FROM assessment_reports WHERE period = $1 AND unit = $2",
+                    )
+                    .bind(period)
+                    .bind(unit)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn reports_of<'a>(
+                &'a self,
+                period: &'a str,
+            ) -> $crate::store::StoreFuture<'a, Vec<$crate::store::assessment::ReportRow>> {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "SELECT * FROM assessment_reports WHERE period = $1 ORDER BY unit",
+                    )
+                    .bind(period)
+                    .fetch_all(&self.pool)
+                    .await?)
+                })
+            }
+
+            fn spot_check_insert<'a>(
+                &'a self,
+                check: &'a $crate::store::assessment::SpotCheckRow,
+                findings: &'a [$crate::store::assessment::FindingRow],
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let _turn = self.write_turn().await;
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO spot_checks (id, area, checked_at, checker, note, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&check.id)
+                    .bind(&check.area)
+                    .bind(check.checked_at)
+                    .bind(&check.checker)
+                    .bind(&check.note)
+                    .bind(check.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    for f in findings {
+                        sqlx::query(
+                            "INSERT INTO spot_check_findings (spot_check_id, case_id,
+                                 already_reported) VALUES ($1, $2, $3)
+                             ON CONFLICT (spot_check_id, case_id) DO NOTHING",
+                        )
+                        .bind(&f.spot_check_id)
+                        .bind(&f.case_id)
+                        .bind(f.already_reported)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
+
+            fn spot_checks<'a>(
+                &'a self,
+                within: &'a str,
+                from: i64,
+                to: i64,
+            ) -> $crate::store::StoreFuture<
+                'a,
+                Vec<(
+                    $crate::store::assessment::SpotCheckRow,
+                    Vec<$crate::store::assessment::FindingRow>,
+                )>,
+            > {
+                Box::pin(async move {
+                    let checks: Vec<$crate::store::assessment::SpotCheckRow> = sqlx::query_as(
+                        "SELECT * FROM spot_checks
+                         WHERE area LIKE $1 AND checked_at >= $2 AND checked_at < $3
+                         ORDER BY checked_at, id LIMIT 10000",
+                    )
+                    // Areas are grid codes (digits only): nothing to escape.
+                    .bind(format!("{within}%"))
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(checks.len());
+                    for check in checks {
+                        let findings = sqlx::query_as(
+                            "SELECT * FROM spot_check_findings WHERE spot_check_id = $1
+                             ORDER BY case_id",
+                        )
+                        .bind(&check.id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        out.push((check, findings));
+                    }
+                    Ok(out)
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_assessment_store;
