@@ -5,6 +5,7 @@
 //! on a fresh database and kills it when done, failed or interrupted (Ctrl-C); see
 //! `bench/README.md`.
 
+mod assessment;
 mod http;
 mod ingest;
 mod memory;
@@ -48,6 +49,10 @@ enum Command {
     /// into a fresh database: a district-day and the city's month, through the
     /// server's own queries.
     Patrol(patrol::PatrolArgs),
+    /// Assessment (考核) with a city's month of case facts and patrols seeded straight
+    /// into a fresh database: the rates and ranking per level, and publishing a month,
+    /// through the server's own code.
+    Assessment(assessment::AssessmentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +76,7 @@ fn main() -> std::process::ExitCode {
                 Command::Photos(args) => photos::run(args).await,
                 Command::Phone(args) => mobile::run(args).await,
                 Command::Patrol(args) => patrol::run(args).await,
+                Command::Assessment(args) => assessment::run(args).await,
             }
         };
         // On Ctrl-C the work is dropped, and with it the server (killed) and the

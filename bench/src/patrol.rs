@@ -20,7 +20,8 @@ use wangge_server::store::patrol::CoverageBy;
 use crate::server::{Database, redact};
 
 /// The six urban districts of Zhengzhou (中原, 二七, 管城, 金水, 上街, 惠济).
-const DISTRICTS: [&str; 6] = ["410102", "410103", "410104", "410105", "410106", "410108"];
+pub(crate) const DISTRICTS: [&str; 6] =
+    ["410102", "410103", "410104", "410105", "410106", "410108"];
 
 #[derive(Debug, Args)]
 pub struct PatrolArgs {
@@ -88,15 +89,57 @@ fn nine_ms(day: usize) -> i64 {
     1_793_494_800_000 + day as i64 * 86_400_000
 }
 
+impl PatrolArgs {
+    /// The default month of `workers` per district in the six districts.
+    pub(crate) fn month(workers: usize) -> PatrolArgs {
+        PatrolArgs {
+            database: None,
+            workers,
+            districts: DISTRICTS.len(),
+            days: 30,
+            checkins: 10,
+            runs: 5,
+        }
+    }
+}
+
 /// Raw SQL batches on the seeding connection.
-enum Seeder {
+pub(crate) enum Seeder {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
 }
 
 impl Seeder {
+    /// One connection to the database at `url`.
+    pub(crate) async fn connect(url: &str) -> anyhow::Result<Seeder> {
+        Ok(if url.starts_with("sqlite:") {
+            Seeder::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await?,
+            )
+        } else {
+            Seeder::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await?,
+            )
+        })
+    }
+
+    /// Lets this connection write rows whose parents are not seeded (derived rows
+    /// without their documents).
+    pub(crate) async fn without_foreign_keys(&self) -> anyhow::Result<()> {
+        match self {
+            Seeder::Sqlite(_) => self.execute("PRAGMA foreign_keys = OFF").await,
+            Seeder::Postgres(_) => self.execute("SET session_replication_role = replica").await,
+        }
+    }
+
     /// Runs generated SQL (codes and numbers this tool made up; no outside input).
-    async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+    pub(crate) async fn execute(&self, sql: &str) -> anyhow::Result<()> {
         match self {
             Seeder::Sqlite(pool) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -114,15 +157,15 @@ impl Seeder {
 }
 
 /// Collects `(…)` value tuples and writes them 1,000 rows per statement.
-struct Batch<'a> {
+pub(crate) struct Batch<'a> {
     seeder: &'a Seeder,
     insert: &'static str,
     rows: Vec<String>,
-    written: usize,
+    pub(crate) written: usize,
 }
 
 impl<'a> Batch<'a> {
-    fn new(seeder: &'a Seeder, insert: &'static str) -> Batch<'a> {
+    pub(crate) fn new(seeder: &'a Seeder, insert: &'static str) -> Batch<'a> {
         Batch {
             seeder,
             insert,
@@ -131,7 +174,7 @@ impl<'a> Batch<'a> {
         }
     }
 
-    async fn push(&mut self, row: String) -> anyhow::Result<()> {
+    pub(crate) async fn push(&mut self, row: String) -> anyhow::Result<()> {
         self.rows.push(row);
         if self.rows.len() >= 1_000 {
             self.flush().await?;
@@ -139,7 +182,7 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -152,7 +195,7 @@ impl<'a> Batch<'a> {
 }
 
 /// Seeds the rows; returns (worker-days, duties, visits, check-ins).
-async fn seed(
+pub(crate) async fn seed(
     seeder: &Seeder,
     args: &PatrolArgs,
     measured_day: usize,
@@ -301,7 +344,9 @@ fn n<T>(timed: &(f64, f64, Vec<T>)) -> (f64, f64, usize) {
 }
 
 /// Median and slowest of `runs` timed calls (after a warm-up), ms, and the last result.
-async fn time<T, F, Fut>(runs: usize, mut call: F) -> anyhow::Result<(f64, f64, T)>
+/// The median and slowest of `runs` timed calls (after one warm-up), ms, and the last
+/// answer.
+pub(crate) async fn time<T, F, Fut>(runs: usize, mut call: F) -> anyhow::Result<(f64, f64, T)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -330,21 +375,7 @@ pub async fn run(args: PatrolArgs) -> anyhow::Result<()> {
         .context("connecting the store")?;
     store.migrate().await.context("migrating")?;
     // One connection, so BEGIN and COMMIT frame the statements between them.
-    let seeder = if database.url.starts_with("sqlite:") {
-        Seeder::Sqlite(
-            sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect(&database.url)
-                .await?,
-        )
-    } else {
-        Seeder::Postgres(
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&database.url)
-                .await?,
-        )
-    };
+    let seeder = Seeder::connect(&database.url).await?;
     let measured_day = args.days / 2;
     let started = Instant::now();
     let [worker_days, duties, visits, checkins] = seed(&seeder, &args, measured_day).await?;

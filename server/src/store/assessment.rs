@@ -223,22 +223,46 @@ macro_rules! impl_assessment_store {
                         return Ok(Vec::new());
                     }
                     let fields = wangge_sync_core::assessment::Counts::FIELDS;
-                    let column = by.column();
+                    // Each grouping reads the groups in the order of a covering index
+                    // (migration 0016: month, district, street, community, level, team;
+                    // month, handler or reporter, district, street, community, level),
+                    // an index-only scan that aggregates as it goes with no sort, and
+                    // sums them here by the unit asked for.
+                    use $crate::store::assessment::GroupBy as G;
+                    let (keys, unit_at, level_at): (&[&str], usize, usize) = match by {
+                        G::District => {
+                            (&["district", "street", "community", "level", "team"], 0, 3)
+                        }
+                        G::Street => (&["district", "street", "community", "level", "team"], 1, 3),
+                        G::Community => {
+                            (&["district", "street", "community", "level", "team"], 2, 3)
+                        }
+                        G::Team => (&["district", "street", "community", "level", "team"], 4, 3),
+                        G::Handler => (
+                            &["handler", "district", "street", "community", "level"],
+                            0,
+                            4,
+                        ),
+                        G::Reporter => (
+                            &["reporter", "district", "street", "community", "level"],
+                            0,
+                            4,
+                        ),
+                    };
+                    let keys_text = keys.join(", ");
                     let sums: Vec<String> = fields
                         .iter()
                         .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
                         .collect();
                     let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
-                        "SELECT {column}, level, {} FROM case_facts WHERE month IN (",
+                        "SELECT {keys_text}, {} FROM case_facts WHERE month IN (",
                         sums.join(", ")
                     ));
                     let mut list = q.separated(", ");
                     for month in months {
                         list.push_bind(month.as_str());
                     }
-                    q.push(format!(") AND {column} IS NOT NULL"));
-                    // A district's or street's cases by their own columns (indexed),
-                    // a community or grid by the community column's prefix.
+                    q.push(")");
                     match within.len() {
                         0 => {}
                         6 => {
@@ -254,26 +278,39 @@ macro_rules! impl_assessment_store {
                             q.push(" AND 1 = 0");
                         }
                     }
-                    q.push(format!(
-                        " GROUP BY {column}, level ORDER BY {column}, level"
-                    ));
+                    q.push(format!(" GROUP BY {keys_text}"));
                     let rows = q.build().fetch_all(&self.pool).await?;
-                    let mut out = Vec::with_capacity(rows.len());
+                    let mut groups: std::collections::BTreeMap<
+                        (String, String),
+                        wangge_sync_core::assessment::Counts,
+                    > = std::collections::BTreeMap::new();
                     for row in rows {
                         use sqlx::Row as _;
-                        let unit: String = row.try_get(0)?;
-                        let level: String = row.try_get(1)?;
+                        let unit: Option<String> = row.try_get(unit_at)?;
+                        let Some(unit) = unit.filter(|u| !u.is_empty()) else {
+                            continue;
+                        };
+                        let level: String = row.try_get(level_at)?;
                         let mut values = [0u64; 16];
                         for (i, v) in values.iter_mut().enumerate() {
-                            let sum: Option<i64> = row.try_get(i + 2)?;
+                            let sum: Option<i64> = row.try_get(i + keys.len())?;
                             *v = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
                         }
-                        out.push($crate::store::assessment::SumsRow {
-                            unit,
-                            level,
-                            counts: wangge_sync_core::assessment::Counts::from_values(values),
-                        });
+                        groups
+                            .entry((unit, level))
+                            .or_default()
+                            .add(&wangge_sync_core::assessment::Counts::from_values(values));
                     }
+                    let out = groups
+                        .into_iter()
+                        .map(
+                            |((unit, level), counts)| $crate::store::assessment::SumsRow {
+                                unit,
+                                level,
+                                counts,
+                            },
+                        )
+                        .collect();
                     Ok(out)
                 })
             }
