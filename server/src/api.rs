@@ -8,6 +8,7 @@ mod accounts;
 mod assignments;
 mod blobs;
 mod cases;
+mod console;
 mod error;
 mod extract;
 mod intake;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Photo uploads and their limits.
     pub blobs: Arc<crate::blobs::Blobs>,
+    /// The web console's settings (its tiles, whether cookies are `Secure`).
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -112,6 +115,17 @@ impl AppState {
 /// The whole API surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // The command centre's console (docs/console.md): its page and files are not
+        // API operations (`tests/tests/openapi.rs` lists them as such); its session is.
+        .route("/", get(console::page))
+        .route("/console/{*file}", get(console::file))
+        .route(
+            "/v1/console/session",
+            get(console::show)
+                .post(console::login)
+                .delete(console::logout),
+        )
+        .route("/v1/console/session/refresh", post(console::refresh))
         .route("/healthz", get(service::healthz))
         .route("/metrics", get(service::metrics))
         .route("/openapi.json", get(service::openapi))
