@@ -1,4 +1,5 @@
-// The map: the unit grids from GET /v1/grids (GCJ-02, the datum of Chinese base maps,
+// The map: district, street and community outlines further out, the unit grids from
+// GET /v1/grids closer in (GCJ-02, the datum of Chinese base maps,
 // so Leaflet's Web Mercator shows them in place over GCJ-02 tiles), the cases as
 // markers by status and overdue, a patrol track. The base map is the operator's tile
 // URL when there is one; otherwise the grids alone are the map.
@@ -24,6 +25,7 @@ const STATUS_COLOURS = {
 
 let map;
 let gridLayer = null;
+let areaLayer = null;
 let gridRequest = 0;
 let gridCount = 0;
 let hintKey = "";
@@ -76,24 +78,22 @@ export function createMap(session) {
 
 async function drawGrids() {
   const request = ++gridRequest;
+  const b = map.getBounds();
+  const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((n) => n.toFixed(6)).join(",");
   if (map.getZoom() < GRID_ZOOM) {
     if (gridLayer) gridLayer.remove();
     gridLayer = null;
     gridCount = 0;
-    hint("zoom_in");
+    await drawAreas(request, bbox);
     return;
   }
-  const b = map.getBounds();
-  const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((n) => n.toFixed(6)).join(",");
+  if (areaLayer) areaLayer.remove();
+  areaLayer = null;
   let features;
   try {
     features = await api(`/v1/grids?bbox=${bbox}`);
   } catch (e) {
-    if (request !== gridRequest) return;
-    if (gridLayer) gridLayer.remove();
-    gridLayer = null;
-    gridCount = 0;
-    hint(e.code === "bbox_too_large" ? "too_many_grids" : e.code === "no_grids" ? "no_grids" : "failed");
+    if (request === gridRequest) refused(e);
     return;
   }
   if (request !== gridRequest) return;
@@ -115,6 +115,45 @@ async function drawGrids() {
   gridLayer.bringToBack();
   gridCount = features.features.length;
   hint("grids_shown");
+}
+
+/// A map request the server refused: nothing drawn, and why.
+function refused(e) {
+  if (gridLayer) gridLayer.remove();
+  if (areaLayer) areaLayer.remove();
+  gridLayer = null;
+  areaLayer = null;
+  gridCount = 0;
+  hint(e.code === "bbox_too_large" ? "too_many_grids" : e.code === "no_grids" ? "no_grids" : "failed");
+}
+
+/// Further out than unit grids: the outlines of the districts (below zoom 12), the
+/// streets (12–13) or the communities (14), each the union of its grids, from
+/// GET /v1/grids/outlines.
+async function drawAreas(request, bbox) {
+  const zoom = map.getZoom();
+  const level = zoom < 12 ? "district" : zoom < 14 ? "street" : "community";
+  let features;
+  try {
+    features = await api(`/v1/grids/outlines?level=${level}&bbox=${bbox}`);
+  } catch (e) {
+    if (request === gridRequest) refused(e);
+    return;
+  }
+  if (request !== gridRequest) return;
+  if (areaLayer) areaLayer.remove();
+  areaLayer = L.geoJSON(features, {
+    style: (f) => ({
+      color: level === "district" ? "#343a40" : communityColour(f.properties.code),
+      weight: level === "district" ? 3 : 2,
+      fillOpacity: 0.04,
+      className: `area area-${level}`,
+    }),
+    onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.name} ${f.properties.code}`, { sticky: true }),
+  }).addTo(map);
+  areaLayer.bringToBack();
+  document.getElementById("map-hint").dataset.areas = String(features.features.length);
+  hint("zoom_in");
 }
 
 /// The cases of a queue as markers; `open(id)` when one is clicked.

@@ -58,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Photo uploads and their limits.
     pub blobs: Arc<crate::blobs::Blobs>,
+    /// The districts', streets' and communities' outlines, computed once each.
+    pub outlines: Arc<crate::grids::Outlines>,
     /// The web console's settings (its tiles, whether cookies are `Secure`).
     pub console: Arc<crate::console::ConsoleSettings>,
 }
@@ -138,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ownership-rules", get(assignments::ownership_rules))
         .route("/v1/grids", get(locate::grids_in_bbox))
         .route("/v1/grids/locate", get(locate::locate))
+        .route("/v1/grids/outlines", get(locate::outlines))
         .route("/v1/grids/mine", get(locate::grids_mine))
         .route("/v1/routing", get(locate::routing))
         .route("/v1/cases", get(cases::list).post(intake::create))

@@ -177,6 +177,7 @@ async fn start(store: Arc<dyn Store>) -> Api {
             Default::default(),
             Default::default(),
         )),
+        outlines: Default::default(),
         console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

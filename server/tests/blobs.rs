@@ -107,6 +107,7 @@ async fn start_with(store: Arc<dyn Store>, settings: BlobSettings) -> Api {
         push: Arc::new(wangge_server::push::PushHub::new(Duration::from_secs(30))),
         metrics,
         blobs: Arc::clone(&blobs),
+        outlines: Default::default(),
         console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

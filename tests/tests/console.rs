@@ -332,18 +332,22 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     // the field worker's day of patrol, synced from the phone.
     let district = Phone::login(&server, "district", PASSWORD);
     let (_, position) = places[0].check_in;
-    let (status, created) = answer(
-        http()
-            .post(server.url("/v1/cases"))
-            .header("Authorization", format!("Bearer {}", district.token))
-            .send_json(json!({
-                "category": "E0102",
-                "description": "来电反映：小区门口垃圾堆放两天无人清运",
-                "address": "金水区 某小区北门",
-                "location": { "lon": position.lon, "lat": position.lat },
-                "caller": { "name": "王女士", "phone": "13800000000" },
-            })),
-    );
+    // A hotline call (E0102 暴露垃圾: queued) taken in through the API.
+    let take_call = |call: Value| {
+        answer(
+            http()
+                .post(server.url("/v1/cases"))
+                .header("Authorization", format!("Bearer {}", district.token))
+                .send_json(call),
+        )
+    };
+    let (status, created) = take_call(json!({
+        "category": "E0102",
+        "description": "来电反映：小区门口垃圾堆放两天无人清运",
+        "address": "金水区 某小区北门",
+        "location": { "lon": position.lon, "lat": position.lat },
+        "caller": { "name": "王女士", "phone": "13800000000" },
+    }));
     assert_eq!(status, 201, "{created}");
     let case_id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["case"]["status"], "reported", "{created}");
@@ -434,6 +438,12 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
         "one case to accept",
     );
     assert!(browser.text("#tabs").contains("热线受理"));
+    // The district's map starts too far out for unit grids: the areas' outlines.
+    browser.wait(
+        "Number(document.getElementById('map-hint').dataset.areas) > 0 \
+         && document.querySelectorAll('#map path.area').length > 0",
+        "the outlines of the district's areas",
+    );
     browser.screenshot(&shots.join("02-case-queues.png"));
 
     // A call taken at the hotline desk, by grid code.
@@ -607,7 +617,23 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
         "document.querySelector('[data-queue=q_reported] .badge').textContent === '1'",
         "the city's queue (the hotline call)",
     );
+    browser.wait(
+        "document.querySelectorAll('#map path.area').length > 0",
+        "the outlines on the city's map",
+    );
     browser.screenshot(&shots.join("10-city-supervisor.png"));
+    // A new call appears without a reload: the push socket (on the same cookie) says
+    // the scope changed, long before the minute's refresh.
+    let (status, created) = take_call(json!({
+        "category": "E0102",
+        "description": "来电反映：垃圾未清运",
+        "grid": places[0].check_in.0.to_string(),
+    }));
+    assert_eq!(status, 201, "{created}");
+    browser.wait(
+        "document.querySelector('[data-queue=q_reported] .badge').textContent === '2'",
+        "the new call in the queue, pushed",
+    );
     logout();
     no_errors("as the city supervisor");
     eprintln!("screenshots in {}", shots.display());

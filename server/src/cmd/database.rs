@@ -252,6 +252,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
             config::blob_settings_from_env().map_err(anyhow::Error::msg)?,
             Arc::clone(&metrics),
         )),
+        outlines: Default::default(),
         console: Arc::new(
             wangge_server::console::ConsoleSettings::from_env()?
                 .serving_https(settings.tls.is_some()),

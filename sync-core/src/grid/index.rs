@@ -54,6 +54,9 @@ impl RTreeParams for GridTreeParams {
     type DefaultInsertionStrategy = RStarInsertionStrategy;
 }
 
+/// An area's outline (GCJ-02): what [`GridIndex::outline_under`] gives.
+pub type Outline = MultiPolygon<f64>;
+
 /// An immutable index over a [`GridSet`]; see the module docs for the boundary rule.
 #[derive(Debug)]
 pub struct GridIndex {
@@ -397,6 +400,33 @@ impl GridIndex {
             LonLat::new(min[0], min[1]).ok()?,
             LonLat::new(max[0], max[1]).ok()?,
         ))
+    }
+
+    /// The outline of the unit grids under a code prefix — a district's, street's or
+    /// community's area, which the grid set does not store — as the union of their
+    /// polygons (`geo`'s boolean operations), or `None` if no grid is under it. Grids
+    /// share their edges exactly, so the union has no slivers between them. Costs a
+    /// union of every grid under it: a caller keeps what it computed.
+    pub fn outline_under(&self, prefix: &str) -> Option<Outline> {
+        let slots = self.slots_under(prefix);
+        if slots.is_empty() {
+            return None;
+        }
+        let polygons: Vec<Polygon<f64>> = slots.flat_map(|slot| self.geometry_of(slot).0).collect();
+        Some(::geo::unary_union(&polygons))
+    }
+
+    /// The codes of the unit grids under a code prefix, in order.
+    pub fn codes_under(&self, prefix: &str) -> &[GridCode] {
+        &self.codes[self.slots_under(prefix)]
+    }
+
+    /// The outline of several areas together (a street's from its communities'), the
+    /// union of theirs: cheaper than [`GridIndex::outline_under`] over all their grids
+    /// when the parts are known.
+    pub fn union_of(parts: &[&Outline]) -> Outline {
+        let polygons: Vec<Polygon<f64>> = parts.iter().flat_map(|p| p.0.iter().cloned()).collect();
+        ::geo::unary_union(&polygons)
     }
 
     /// The slots of the unit grids under a code prefix (empty for a prefix that is not
