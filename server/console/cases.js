@@ -162,6 +162,7 @@ function renderCase(page, data) {
       : null,
     el("h3", {}, t("actions")),
     actionsBlock(data),
+    duplicatesBlock(data),
     el("h3", {}, t("timeline")),
     el(
       "ol",
@@ -194,6 +195,46 @@ function actionsBlock(data) {
   if (!buttons.length) wrap.append(el("p", { class: "muted" }, t("no_actions")));
   wrap.append(...buttons, form);
   return wrap;
+}
+
+/// While a call waits to be accepted, the open cases of its category nearby (the
+/// server's suggestion, for the roles that answer callers): each opens, and voids this
+/// one as its duplicate where the workflow allows.
+function duplicatesBlock(data) {
+  const suggested = data.possible_duplicates || [];
+  if (!suggested.length) return null;
+  const mayVoid = (data.allowed_actions || []).includes("void");
+  return el(
+    "div",
+    { class: "duplicates" },
+    el("h3", {}, t("possible_duplicates")),
+    el(
+      "ul",
+      {},
+      suggested.map((d) =>
+        el(
+          "li",
+          { "data-duplicate": d.id },
+          el("button", { type: "button", class: "link", onclick: () => openCase(d.id) }, d.summary || d.id),
+          ` · ${statusLabel(d.status)} · ${Math.round(d.distance_m)} ${t("metres")} · ${d.address || ""}`,
+          mayVoid
+            ? el(
+                "button",
+                {
+                  type: "button",
+                  onclick: async () => {
+                    const form = document.querySelector("#case-actions .action-form");
+                    await actionForm(form, data, "void");
+                    form.querySelector("input[name=duplicate_of]").value = d.id;
+                  },
+                },
+                t("void_as_duplicate"),
+              )
+            : null,
+        ),
+      ),
+    ),
+  );
 }
 
 /// The form of one action: its payload fields and a note.

@@ -83,6 +83,8 @@ const WORDS = {
   log_saved: ["审核已提交", "Review saved"],
   failed: ["失败", "Failed"],
   metres: ["米", "m"],
+  possible_duplicates: ["可能重复", "Possible duplicates"],
+  void_as_duplicate: ["作为重复作废", "Void as its duplicate"],
 };
 
 const STATUS = {

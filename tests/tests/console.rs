@@ -351,6 +351,14 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     assert_eq!(status, 201, "{created}");
     let case_id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["case"]["status"], "reported", "{created}");
+    // The same rubbish called in again: the first case's page suggests it.
+    let (status, again) = take_call(json!({
+        "category": "E0102",
+        "description": "来电反映：北门垃圾无人清运",
+        "location": { "lon": position.lon, "lat": position.lat },
+    }));
+    assert_eq!(status, 201, "{again}");
+    let repeated = again["id"].as_str().expect("id").to_owned();
     let mut sweeper = Phone::login(&server, "sweeper", PASSWORD);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -434,8 +442,8 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     // The district supervisor: queues, the case desk, the hotline desk.
     login("district");
     browser.wait(
-        "document.querySelector('[data-queue=q_reported] .badge').textContent === '1'",
-        "one case to accept",
+        "document.querySelector('[data-queue=q_reported] .badge').textContent === '2'",
+        "two cases to accept",
     );
     assert!(browser.text("#tabs").contains("热线受理"));
     // The district's map starts too far out for unit grids: the areas' outlines.
@@ -483,6 +491,10 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     browser.wait(
         "document.getElementById('case-page').dataset.status === 'reported'",
         "the case's page",
+    );
+    browser.wait(
+        &format!("document.querySelector(\"li[data-duplicate='{repeated}']\")"),
+        "the repeated call suggested as a duplicate",
     );
     browser.screenshot(&shots.join("04-case.png"));
     for (action, status) in [
@@ -614,8 +626,8 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     // The city supervisor: the whole city's queues.
     login("city");
     browser.wait(
-        "document.querySelector('[data-queue=q_reported] .badge').textContent === '1'",
-        "the city's queue (the hotline call)",
+        "document.querySelector('[data-queue=q_reported] .badge').textContent === '2'",
+        "the city's queue (the two calls still to accept)",
     );
     browser.wait(
         "document.querySelectorAll('#map path.area').length > 0",
@@ -631,7 +643,7 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     }));
     assert_eq!(status, 201, "{created}");
     browser.wait(
-        "document.querySelector('[data-queue=q_reported] .badge').textContent === '2'",
+        "document.querySelector('[data-queue=q_reported] .badge').textContent === '3'",
         "the new call in the queue, pushed",
     );
     logout();
