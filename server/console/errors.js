@@ -16,6 +16,9 @@
   }
   window.addEventListener("error", function (event) {
     var target = event.target;
+    // A base-map tile that did not load is the tile server's trouble, shown as a
+    // gap in the map; Leaflet handles it.
+    if (target && target.classList && target.classList.contains("leaflet-tile")) return;
     if (target && target !== window && (target.src || target.href)) {
       record("could not load " + (target.src || target.href));
     } else {
