@@ -6,7 +6,7 @@
 
 import { api, setCsrf, onLoggedOut, ApiError } from "./api.js";
 import { t, translate, toggle } from "./i18n.js";
-import { createMap } from "./map.js";
+import { createMap, showCoverage } from "./map.js";
 import { initCases, refresh as refreshCases, openCase } from "./cases.js";
 import { initPatrol, load as loadPatrol } from "./patrol.js";
 import { initHotline, activateHotline } from "./hotline.js";
@@ -63,6 +63,7 @@ function show(next) {
     document.getElementById(`view-${name}`).hidden = name !== view;
   }
   activateHotline(view === "hotline");
+  if (view !== "patrol") showCoverage(null);
   if (view === "patrol") loadPatrol();
 }
 

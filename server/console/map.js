@@ -26,6 +26,7 @@ const STATUS_COLOURS = {
 let map;
 let gridLayer = null;
 let areaLayer = null;
+let coverage = null;
 let gridRequest = 0;
 let gridCount = 0;
 let hintKey = "";
@@ -99,11 +100,7 @@ async function drawGrids() {
   if (request !== gridRequest) return;
   if (gridLayer) gridLayer.remove();
   gridLayer = L.geoJSON(features, {
-    style: (f) => ({
-      color: communityColour(f.properties.community),
-      weight: 1,
-      fillOpacity: 0.06,
-    }),
+    style: gridStyle,
     onEachFeature: (f, layer) => {
       const p = f.properties;
       layer.bindTooltip(
@@ -115,6 +112,28 @@ async function drawGrids() {
   gridLayer.bringToBack();
   gridCount = features.features.length;
   hint("grids_shown");
+}
+
+/// A unit grid's look: its community's colour, filled by the patrol coverage (见巡率)
+/// of its level-3 grid while patrol review shows one — green walked, orange partly,
+/// red missed.
+function gridStyle(f) {
+  const row = coverage?.get(f.properties.level3);
+  const fill = !row || !row.assigned ? null : row.covered >= row.assigned ? "#2b8a3e" : row.covered > 0 ? "#f08c00" : "#c92a2a";
+  return {
+    color: communityColour(f.properties.community),
+    weight: 1,
+    fillColor: fill || communityColour(f.properties.community),
+    fillOpacity: fill ? 0.35 : 0.06,
+  };
+}
+
+/// Shades the unit grids by the coverage rows of GET /v1/patrol/coverage?by=level3
+/// (`null`: no shading).
+export function showCoverage(rows) {
+  coverage = rows ? new Map(rows.map((r) => [r.key, r])) : null;
+  document.getElementById("map-hint").dataset.coverage = String(coverage ? coverage.size : 0);
+  if (gridLayer) gridLayer.setStyle(gridStyle);
 }
 
 /// A map request the server refused: nothing drawn, and why.

@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { t, time, bilingual, onChange } from "./i18n.js";
-import { showTrack } from "./map.js";
+import { showTrack, showCoverage } from "./map.js";
 import { el } from "./cases.js";
 
 let logs = [];
@@ -35,8 +35,15 @@ export async function load() {
   const unit = document.getElementById("patrol-unit").value.trim();
   const status = document.getElementById("patrol-status");
   status.textContent = t("loading");
+  const where = unit ? `&unit=${encodeURIComponent(unit)}` : "";
+  if (reviewer) {
+    // The day's coverage (见巡率) per level-3 grid shades the map.
+    api(`/v1/patrol/coverage?day=${day}&by=level3${where}`)
+      .then((c) => showCoverage(c.rows || []))
+      .catch(() => showCoverage(null));
+  }
   try {
-    const answer = await api(`/v1/patrol/logs?day=${day}${unit ? `&unit=${encodeURIComponent(unit)}` : ""}`);
+    const answer = await api(`/v1/patrol/logs?day=${day}${where}`);
     logs = answer.logs || [];
     status.textContent = logs.length ? "" : t("no_logs");
   } catch (e) {

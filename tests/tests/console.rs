@@ -561,6 +561,11 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
          && document.getElementById('patrol-page').dataset.log",
         "the log and its track",
     );
+    // The day's coverage (见巡率) shades the worker's level-3 grids.
+    browser.wait(
+        "Number(document.getElementById('map-hint').dataset.coverage) > 0",
+        "the coverage on the map",
+    );
     browser.click("button[data-verdict=reject]");
     browser.wait(
         "!document.querySelector('.review .error').hidden",
