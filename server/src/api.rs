@@ -9,6 +9,7 @@ mod assessment;
 mod assignments;
 mod blobs;
 mod cases;
+mod console;
 mod error;
 mod extract;
 mod intake;
@@ -60,6 +61,10 @@ pub struct AppState {
     pub blobs: Arc<crate::blobs::Blobs>,
     /// The assessment's weights and grade bands (`WANGGE_ASSESSMENT` or built in).
     pub assessment: Arc<wangge_sync_core::assessment::AssessmentRules>,
+    /// The districts', streets' and communities' outlines, computed once each.
+    pub outlines: Arc<crate::grids::Outlines>,
+    /// The web console's settings (its tiles, whether cookies are `Secure`).
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -115,6 +120,17 @@ impl AppState {
 /// The whole API surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // The command centre's console (docs/console.md): its page and files are not
+        // API operations (`tests/tests/openapi.rs` lists them as such); its session is.
+        .route("/", get(console::page))
+        .route("/console/{*file}", get(console::file))
+        .route(
+            "/v1/console/session",
+            get(console::show)
+                .post(console::login)
+                .delete(console::logout),
+        )
+        .route("/v1/console/session/refresh", post(console::refresh))
         .route("/healthz", get(service::healthz))
         .route("/metrics", get(service::metrics))
         .route("/openapi.json", get(service::openapi))
@@ -127,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ownership-rules", get(assignments::ownership_rules))
         .route("/v1/grids", get(locate::grids_in_bbox))
         .route("/v1/grids/locate", get(locate::locate))
+        .route("/v1/grids/outlines", get(locate::outlines))
         .route("/v1/grids/mine", get(locate::grids_mine))
         .route("/v1/routing", get(locate::routing))
         .route("/v1/cases", get(cases::list).post(intake::create))

@@ -59,3 +59,70 @@ pub async fn load(store: &dyn Store) -> Result<Option<GridIndex>, GridsError> {
     let index = GridIndex::build(reader.finish()?).map_err(|e| GridsError::Index(e.to_string()))?;
     Ok(Some(index))
 }
+
+/// The outlines of districts, streets and communities as GeoJSON geometries, computed
+/// once per area on first request: the grid set does not store them, a union costs
+/// milliseconds to tenths of a second, and a map asks for the same areas again and
+/// again. A community is the union of its unit grids (`GridIndex::outline_under`); a
+/// street the union of its communities', a district of its streets' (a few dozen
+/// polygons instead of tens of thousands of grids). Bounded by the number of areas of
+/// the loaded grids (a city: some thousands).
+#[derive(Debug, Default)]
+pub struct Outlines {
+    cache: std::sync::Mutex<std::collections::HashMap<String, Area>>,
+}
+
+/// One area's outline, as geometry (for its parent's union) and as GeoJSON.
+#[derive(Debug, Clone)]
+struct Area {
+    outline: std::sync::Arc<wangge_sync_core::grid::Outline>,
+    geojson: std::sync::Arc<serde_json::Value>,
+}
+
+impl Outlines {
+    /// The outline of the area `code` (6, 9 or 12 digits) as a GeoJSON geometry, or
+    /// `None` if no grid is under it. Runs the unions on the caller's thread: call it
+    /// from a blocking task.
+    pub fn get(&self, index: &GridIndex, code: &str) -> Option<std::sync::Arc<serde_json::Value>> {
+        self.area(index, code).map(|a| a.geojson)
+    }
+
+    fn area(&self, index: &GridIndex, code: &str) -> Option<Area> {
+        if let Some(found) = self.cache.lock().ok()?.get(code) {
+            return Some(found.clone());
+        }
+        let outline = match code.len() {
+            6 | 9 => {
+                let child = if code.len() == 6 { 9 } else { 12 };
+                let mut children: Vec<String> = index
+                    .codes_under(code)
+                    .iter()
+                    .map(|c| c.to_string()[..child].to_owned())
+                    .collect();
+                children.dedup();
+                let parts: Vec<Area> = children
+                    .iter()
+                    .filter_map(|c| self.area(index, c))
+                    .collect();
+                let parts: Vec<&wangge_sync_core::grid::Outline> =
+                    parts.iter().map(|a| a.outline.as_ref()).collect();
+                if parts.is_empty() {
+                    return None;
+                }
+                GridIndex::union_of(&parts)
+            }
+            _ => index.outline_under(code)?,
+        };
+        let geometry = geojson::Geometry::new(geojson::GeometryValue::from(&outline));
+        let area = Area {
+            outline: std::sync::Arc::new(outline),
+            geojson: std::sync::Arc::new(serde_json::to_value(geometry).ok()?),
+        };
+        // Two requests may compute the same area at once: the same answer, kept once.
+        self.cache
+            .lock()
+            .ok()?
+            .insert(code.to_owned(), area.clone());
+        Some(area)
+    }
+}

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod cases;
 pub mod config;
+pub mod console;
 pub mod doc_cache;
 pub mod double_report;
 pub mod escalation;

@@ -178,6 +178,8 @@ async fn start(store: Arc<dyn Store>) -> Api {
             Default::default(),
         )),
         assessment: Arc::new(wangge_sync_core::assessment::AssessmentRules::standard()),
+        outlines: Default::default(),
+        console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -108,6 +108,8 @@ async fn start_with(store: Arc<dyn Store>, settings: BlobSettings) -> Api {
         metrics,
         blobs: Arc::clone(&blobs),
         assessment: Arc::new(wangge_sync_core::assessment::AssessmentRules::standard()),
+        outlines: Default::default(),
+        console: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

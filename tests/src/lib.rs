@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: the real `wangge` binary and the
 //! real district boundaries.
 
+pub mod browser;
 pub mod mobile;
 pub mod phone;
 pub mod places;

@@ -157,8 +157,24 @@ fn row_json(row: &CaseRow, now: i64) -> Value {
             "overdue".into(),
             Value::Bool(row.due_at.is_some_and(|due| due < now)),
         );
+        map.insert("gcj02".into(), gcj02_of(row));
     }
     value
+}
+
+/// The case's position in GCJ-02 (`[lon, lat]`, or `null`), for a map over the grids:
+/// the row keeps the phone's WGS-84, and only sync-core's `geo` converts datums.
+pub(super) fn gcj02_of(row: &CaseRow) -> Value {
+    match (row.lon, row.lat) {
+        (Some(lon), Some(lat)) => match wangge_sync_core::geo::LonLat::new(lon, lat) {
+            Ok(p) => {
+                let g = wangge_sync_core::geo::wgs84_to_gcj02(p);
+                json!([g.lon, g.lat])
+            }
+            Err(_) => Value::Null,
+        },
+        _ => Value::Null,
+    }
 }
 
 pub(super) fn meta_of(row: &CaseRow) -> DocMeta {
@@ -203,6 +219,24 @@ async fn load_in_scope(
     Ok((row, CaseDocument::from_automerge(doc)))
 }
 
+/// What the caller may see (their posting as it is now) and who their entries claim
+/// to be (that posting, written by the token's device actor).
+fn acting_as(user: crate::store::User, claims: &crate::auth::Claims) -> (UserScope, Actor) {
+    let scope = UserScope {
+        user: user.id.clone(),
+        role: user.role,
+        grids: user.scope.clone(),
+    };
+    let actor = Actor {
+        user: user.id,
+        role: user.role,
+        team: user.team,
+        scope: user.scope,
+        device: claims.act.clone(),
+    };
+    (scope, actor)
+}
+
 /// `GET /v1/cases/{id}`: the folded case with its steps and timeline.
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -210,16 +244,23 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let user = current_user(&state, &claims).await?;
-    let scope = UserScope {
-        user: user.id,
-        role: user.role,
-        grids: user.scope,
-    };
+    let (scope, actor) = acting_as(user, &claims);
     let role = scope.role;
     let (row, doc) = load_in_scope(&state, &scope, &id).await?;
-    let view = doc.fold(&state.sync.rules.context());
-    let mut json = view_json(&view, &row, utc_now());
+    let context = state.sync.rules.context();
+    let view = doc.fold(&context);
+    let now = utc_now();
+    let mut json = view_json(&view, &row, now);
+    // What the caller may do now, by the check every replica's fold makes (what the
+    // console offers as buttons; `POST …/actions` checks again).
+    let allowed: Vec<&str> = view
+        .allowed_actions(&actor, &context, now)
+        .into_iter()
+        .map(|a| a.as_str())
+        .collect();
     if let Value::Object(map) = &mut json {
+        map.insert("allowed_actions".into(), json!(allowed));
+        map.insert("gcj02".into(), gcj02_of(&row));
         map.extend(super::intake::case_extras(&state, role, &row).await?);
     }
     Ok(Json(json))
@@ -347,18 +388,7 @@ pub(super) async fn act(
         ));
     }
     let user = current_user(&state, &claims).await?;
-    let scope = UserScope {
-        user: user.id.clone(),
-        role: user.role,
-        grids: user.scope.clone(),
-    };
-    let actor = Actor {
-        user: user.id,
-        role: user.role,
-        team: user.team,
-        scope: user.scope,
-        device: claims.act.clone(),
-    };
+    let (scope, actor) = acting_as(user, &claims);
     let (row, mut doc) = load_in_scope(&state, &scope, &id).await?;
     let mut note = body.note.clone();
     if let Some(other) = &body.duplicate_of {

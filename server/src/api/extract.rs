@@ -1,5 +1,6 @@
 //! The extractors every handler takes: a JSON body and query parameters whose
-//! rejections are our errors, the caller from the bearer token, and the caller's
+//! rejections are our errors, the caller from the bearer token (or the console's
+//! session cookie), and the caller's
 //! account as it is now.
 
 use axum::Json;
@@ -53,7 +54,9 @@ where
     }
 }
 
-/// The caller, from a valid `Authorization: Bearer` access token.
+/// The caller, from a valid `Authorization: Bearer` access token, or — where no
+/// `Authorization` header is sent — from the console's session cookie, which passes
+/// the console's CSRF and origin checks first (`api/console.rs`).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Claims);
 
@@ -61,24 +64,31 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "missing Authorization: Bearer token",
-                )
-            })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "expected a Bearer token",
-            )
-        })?;
+        let token = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        "expected a Bearer token",
+                    )
+                })?,
+            None => {
+                let cookie = super::console::cookie(&parts.headers, super::console::SESSION_COOKIE)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthenticated",
+                            "missing Authorization: Bearer token",
+                        )
+                    })?;
+                super::console::check_cookie_request(&parts.method, &parts.uri, &parts.headers)?;
+                cookie
+            }
+        };
         let claims = state
             .auth
             .verify(token.trim(), crate::writes::now_ms())

@@ -72,8 +72,23 @@ pub(super) async fn grids_in_bbox(
     QueryParams(query): QueryParams<BboxQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let index = grid_index(&state)?;
-    let numbers: Vec<f64> = query
-        .bbox
+    let (min, max) = parse_bbox(&query.bbox)?;
+    let codes = index.codes_in_bbox(min, max);
+    if codes.len() > MAX_GRIDS_PER_REQUEST {
+        return Err(bad_request(
+            "bbox_too_large",
+            format!(
+                "{} unit grids in this bbox; ask for at most {MAX_GRIDS_PER_REQUEST}",
+                codes.len()
+            ),
+        ));
+    }
+    feature_collection(index, codes)
+}
+
+/// `minLon,minLat,maxLon,maxLat` (GCJ-02) as its two corners.
+fn parse_bbox(text: &str) -> Result<(LonLat, LonLat), ApiError> {
+    let numbers: Vec<f64> = text
         .split(',')
         .map(|part| part.trim().parse::<f64>())
         .collect::<Result<_, _>>()
@@ -94,17 +109,102 @@ pub(super) async fn grids_in_bbox(
             "bbox minimums must not exceed its maximums",
         ));
     }
-    let codes = index.codes_in_bbox(min, max);
-    if codes.len() > MAX_GRIDS_PER_REQUEST {
+    Ok((min, max))
+}
+
+/// The most areas one `GET /v1/grids/outlines` returns (a district's communities).
+pub const MAX_AREAS_PER_REQUEST: usize = 600;
+
+/// `GET /v1/grids/outlines?level=&bbox=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OutlinesQuery {
+    /// `district`, `street` or `community`.
+    level: String,
+    bbox: String,
+}
+
+/// `GET /v1/grids/outlines`: the outlines of the districts, streets or communities
+/// with a unit grid in the box (GCJ-02), for a map too far out to draw unit grids;
+/// each the union of its grids (`crate::grids::Outlines`, computed once).
+pub(super) async fn outlines(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(query): QueryParams<OutlinesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = grid_index(&state)?;
+    let digits = match query.level.as_str() {
+        "district" => 6,
+        "street" => 9,
+        "community" => 12,
+        other => {
+            return Err(bad_request(
+                "invalid_query",
+                format!("level {other:?}: district, street or community"),
+            ));
+        }
+    };
+    let (min, max) = parse_bbox(&query.bbox)?;
+    // One grid per area (codes are sorted, so an area's grids are adjacent): it names
+    // the area.
+    let mut areas: Vec<(String, GridCode)> = Vec::new();
+    for code in index.codes_in_bbox(min, max) {
+        let text = code.to_string();
+        let area = &text[..digits];
+        if areas.last().is_none_or(|(last, _)| last != area) {
+            areas.push((area.to_owned(), code));
+        }
+    }
+    if areas.len() > MAX_AREAS_PER_REQUEST {
         return Err(bad_request(
             "bbox_too_large",
             format!(
-                "{} unit grids in this bbox; ask for at most {MAX_GRIDS_PER_REQUEST}",
-                codes.len()
+                "{} areas in this bbox; ask for at most {MAX_AREAS_PER_REQUEST}",
+                areas.len()
             ),
         ));
     }
-    feature_collection(index, codes)
+    let (Some(index), outlines) = (state.grids.clone(), std::sync::Arc::clone(&state.outlines))
+    else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_grids",
+            "no unit grids are loaded",
+        ));
+    };
+    let level = query.level;
+    // Unions are CPU work: off the async workers.
+    let features = tokio::task::spawn_blocking(move || {
+        areas
+            .iter()
+            .filter_map(|(area, grid)| {
+                let geometry = outlines.get(&index, area)?;
+                let d = index.describe(*grid)?;
+                let name = match digits {
+                    6 => d.district_name,
+                    9 => d.street_name,
+                    _ => d.community_name,
+                };
+                Some(json!({
+                    "type": "Feature",
+                    "geometry": &*geometry,
+                    "properties": { "code": area, "name": name, "level": level },
+                }))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(%e, "outlines");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    Ok(Json(
+        json!({ "type": "FeatureCollection", "features": features }),
+    ))
 }
 
 /// The unit grids `codes` as a GeoJSON FeatureCollection.

@@ -39,7 +39,8 @@ const SETTINGS_HELP: &str = "Settings (environment; defaults and ranges in docs/
   WANGGE_ESCALATE_SECONDS, WANGGE_PATROL_DUTY_SECONDS
   WANGGE_BLOB_MAX_BYTES, WANGGE_BLOB_MAX_CHUNK_BYTES, WANGGE_BLOB_UPLOAD_EXPIRE_SECONDS,
   WANGGE_BLOB_MAX_UPLOADS_PER_DEVICE, WANGGE_PHOTO_WORKERS, WANGGE_PHOTO_KEEP_ORIGINAL,
-  WANGGE_BLOB_GC_SECONDS, WANGGE_BLOB_GC_GRACE_DAYS";
+  WANGGE_BLOB_GC_SECONDS, WANGGE_BLOB_GC_GRACE_DAYS
+  WANGGE_CONSOLE_TILES           the web console's base-map tile URL (none: grids only)";
 
 #[derive(Debug, Args)]
 #[command(after_help = SETTINGS_HELP)]
@@ -254,6 +255,11 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         )),
         assessment: Arc::new(
             wangge_server::assessment::rules_from_env().map_err(anyhow::Error::msg)?,
+        ),
+        outlines: Default::default(),
+        console: Arc::new(
+            wangge_server::console::ConsoleSettings::from_env()?
+                .serving_https(settings.tls.is_some()),
         ),
     };
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;

@@ -54,6 +54,9 @@ impl RTreeParams for GridTreeParams {
     type DefaultInsertionStrategy = RStarInsertionStrategy;
 }
 
+/// An area's outline (GCJ-02): what [`GridIndex::outline_under`] gives.
+pub type Outline = MultiPolygon<f64>;
+
 /// An immutable index over a [`GridSet`]; see the module docs for the boundary rule.
 #[derive(Debug)]
 pub struct GridIndex {
@@ -364,9 +367,74 @@ impl GridIndex {
     /// The level-3 grids with a unit grid under a code prefix (a district, street,
     /// community or unit grid code; `""` is the whole city), in order.
     pub fn level3_under(&self, prefix: &str) -> Vec<Level3Code> {
+        let mut level3s: Vec<Level3Code> = self
+            .slots_under(prefix)
+            .filter_map(|slot| self.level3_of(slot))
+            .collect();
+        level3s.sort();
+        level3s.dedup();
+        level3s
+    }
+
+    /// The GCJ-02 bounding box (south-west, north-east corners) of the unit grids under
+    /// a code prefix (`""`: every grid), or `None` if none is: where a map of a
+    /// posting starts.
+    pub fn bounds_under(&self, prefix: &str) -> Option<(LonLat, LonLat)> {
+        let slots = self.slots_under(prefix);
+        if slots.is_empty() {
+            return None;
+        }
+        // The grids under a prefix are adjacent slots, so their vertices are one run.
+        let ring = |slot: usize| self.grid_rings.get(slot).map(|r| *r as usize);
+        let vertex = |ring: usize| self.ring_starts.get(ring).map(|v| *v as usize);
+        let from = vertex(ring(slots.start)?)?;
+        let to = vertex(ring(slots.end)?)?;
+        let coords = self.coords.get(from..to)?;
+        let mut min = [f64::INFINITY; 2];
+        let mut max = [f64::NEG_INFINITY; 2];
+        for [lon, lat] in coords {
+            min = [min[0].min(*lon), min[1].min(*lat)];
+            max = [max[0].max(*lon), max[1].max(*lat)];
+        }
+        Some((
+            LonLat::new(min[0], min[1]).ok()?,
+            LonLat::new(max[0], max[1]).ok()?,
+        ))
+    }
+
+    /// The outline of the unit grids under a code prefix — a district's, street's or
+    /// community's area, which the grid set does not store — as the union of their
+    /// polygons (`geo`'s boolean operations), or `None` if no grid is under it. Grids
+    /// share their edges exactly, so the union has no slivers between them. Costs a
+    /// union of every grid under it: a caller keeps what it computed.
+    pub fn outline_under(&self, prefix: &str) -> Option<Outline> {
+        let slots = self.slots_under(prefix);
+        if slots.is_empty() {
+            return None;
+        }
+        let polygons: Vec<Polygon<f64>> = slots.flat_map(|slot| self.geometry_of(slot).0).collect();
+        Some(::geo::unary_union(&polygons))
+    }
+
+    /// The codes of the unit grids under a code prefix, in order.
+    pub fn codes_under(&self, prefix: &str) -> &[GridCode] {
+        &self.codes[self.slots_under(prefix)]
+    }
+
+    /// The outline of several areas together (a street's from its communities'), the
+    /// union of theirs: cheaper than [`GridIndex::outline_under`] over all their grids
+    /// when the parts are known.
+    pub fn union_of(parts: &[&Outline]) -> Outline {
+        let polygons: Vec<Polygon<f64>> = parts.iter().flat_map(|p| p.0.iter().cloned()).collect();
+        ::geo::unary_union(&polygons)
+    }
+
+    /// The slots of the unit grids under a code prefix (empty for a prefix that is not
+    /// one).
+    fn slots_under(&self, prefix: &str) -> std::ops::Range<usize> {
         const WIDTH: usize = 15;
         if prefix.len() > WIDTH || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Vec::new();
+            return 0..0;
         }
         let span = 10u64.pow((WIDTH - prefix.len()) as u32);
         let low = if prefix.is_empty() {
@@ -377,11 +445,7 @@ impl GridIndex {
         let high = low.saturating_add(span);
         let from = self.codes.partition_point(|c| c.value() < low);
         let to = self.codes.partition_point(|c| c.value() < high);
-        let mut level3s: Vec<Level3Code> =
-            (from..to).filter_map(|slot| self.level3_of(slot)).collect();
-        level3s.sort();
-        level3s.dedup();
-        level3s
+        from..to
     }
 
     /// Unit grids whose bounding box meets the given GCJ-02 box (for map tiles, scope).

@@ -18,7 +18,7 @@ use ::geo::MultiPolygon;
 pub use code::{
     CodeError, CommunityCode, DistrictCode, GridCode, Level3Code, StreetCode, StreetKind,
 };
-pub use index::GridIndex;
+pub use index::{GridIndex, Outline};
 
 /// One unit grid: its code, the level-3 grid it belongs to, and its area (GCJ-02).
 #[derive(Debug, Clone, PartialEq)]

@@ -205,3 +205,35 @@ fn the_index_gives_back_the_set_it_was_built_from() {
     );
     assert_eq!(bbox, vec![code]);
 }
+
+#[test]
+fn an_area_is_bounded_and_outlined_by_the_union_of_its_grids() {
+    use ::geo::Area as _;
+    let index = two_by_two();
+    let (min, max) = index.bounds_under("410105001").expect("the street's box");
+    assert_eq!((min.lon, min.lat), (X0, Y0));
+    assert!((max.lon - (X0 + 2.0 * S)).abs() < 1e-12 && (max.lat - (Y0 + 2.0 * S)).abs() < 1e-12);
+    assert_eq!(index.bounds_under(""), index.bounds_under("410105"));
+    assert_eq!(index.bounds_under("410102"), None);
+    assert_eq!(index.bounds_under("not a code"), None);
+    // Four squares sharing their edges are one square, with no seam left inside.
+    let outline = index.outline_under("410105001001").expect("the community");
+    assert_eq!(outline.0.len(), 1);
+    assert!(outline.0[0].interiors().is_empty());
+    assert!((outline.unsigned_area() - 4.0 * S * S).abs() < 1e-12);
+    assert_eq!(index.outline_under("410105002"), None);
+    // A parent's outline from its parts' is the same area.
+    let halves: Vec<Outline> = [
+        "410105001001001",
+        "410105001001002",
+        "410105001001003",
+        "410105001001004",
+    ]
+    .iter()
+    .map(|c| index.outline_under(c).expect("a grid"))
+    .collect();
+    let joined = GridIndex::union_of(&halves.iter().collect::<Vec<_>>());
+    assert!((joined.unsigned_area() - outline.unsigned_area()).abs() < 1e-12);
+    assert_eq!(index.codes_under("410105001").len(), 4);
+    assert!(index.codes_under("4101050019").is_empty());
+}
