@@ -8,6 +8,7 @@ mod accounts;
 mod assignments;
 mod blobs;
 mod cases;
+pub(crate) mod catalogue;
 mod error;
 mod extract;
 mod intake;
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids", get(locate::grids_in_bbox))
         .route("/v1/grids/locate", get(locate::locate))
         .route("/v1/grids/mine", get(locate::grids_mine))
+        .route("/v1/catalogue", get(catalogue::catalogue))
         .route("/v1/routing", get(locate::routing))
         .route("/v1/cases", get(cases::list).post(intake::create))
         .route("/v1/cases/{id}", get(cases::show))
