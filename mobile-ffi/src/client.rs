@@ -610,6 +610,12 @@ impl Inner {
     /// Fetches the server's catalogue and keeps it (every case re-derived with it).
     fn refresh_catalogue(&self) -> Result<(), FieldError> {
         let answer = self.send(Method::GET, "/v1/catalogue", &[], None, 8 << 20)?;
+        if answer.status == 404 && answer.error_code().is_some_and(|(c, _)| c == "not_found") {
+            // A server older than the route: it folds with the built-in catalogue,
+            // which the phone keeps.
+            tracing::warn!("the server does not serve its catalogue; keeping the one held");
+            return Ok(());
+        }
         if answer.status != 200 {
             return Err(answer.server_error());
         }

@@ -5,7 +5,7 @@ allowed actions as typed values ready for `act`."""
 import time
 import unittest
 
-from helpers import PASSWORD, client, ffi, fix, new_dir, run
+from helpers import PASSWORD, api, client, ffi, fix, new_dir, run, token
 
 
 class Clock(ffi.PhoneClock):
@@ -92,6 +92,12 @@ class CaseList(unittest.TestCase):
         overdue = maint.list_cases_where(ffi.CaseListFilter(overdue=True, assigned_to_me=True))
         self.assertEqual([c.id for c in overdue.cases], [urgent])
         self.assertTrue(overdue.cases[0].overdue)
+
+        # The server's case: its steps are JSON, in the row as at the top.
+        status, server = api("GET", f"/v1/cases/{urgent}", token("supervisor"))
+        self.assertEqual(status, 200, server)
+        self.assertIsInstance(server["case"]["steps"], list)
+        self.assertEqual(server["case"]["steps"], server["steps"])
 
         # The template goes straight to `act`.
         maint.act(urgent, handle.template, "已更换")

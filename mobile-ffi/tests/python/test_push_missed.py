@@ -6,7 +6,19 @@ import queue
 import time
 import unittest
 
-from helpers import PASSWORD, Listener, Proxy, api, client, ffi, fix, new_dir, run, token
+from helpers import (
+    PASSWORD,
+    Listener,
+    Proxy,
+    api,
+    client,
+    ffi,
+    fix,
+    new_dir,
+    photo,
+    run,
+    token,
+)
 
 
 def dispatch_to(case_id, supervisor, team, assignee):
@@ -103,6 +115,24 @@ class MissedDispatch(unittest.TestCase):
         officer.start_push(again)
         self.assertTrue(again.wait_for("online"))
         self.assertNotIn(("dispatch", case_id), events_within(again, 2))
+        officer.stop_push()
+
+    def test_a_phones_own_sync_is_not_echoed_back_to_it(self):
+        officer = client(new_dir())
+        run(officer.login("officer", PASSWORD))
+        listener = Listener()
+        officer.start_push(listener)
+        self.assertTrue(listener.wait_for("online"))
+        events_within(listener, 1)
+        case_id = officer.report_case(
+            ffi.NewReport(category="E0102", position=fix(), address="", description="回声")
+        )
+        run(officer.attach_photo(case_id, photo("before.jpg"), ffi.PhotoRole.BEFORE))
+        officer.check_in(fix(), None)
+        report = run(officer.sync_now())
+        self.assertEqual(report.photos_uploaded, 1)
+        heard = [e for e in events_within(listener, 3) if e[0] == "sync_needed"]
+        self.assertEqual(heard, [], "the phone's own changes came back as notices")
         officer.stop_push()
 
 
