@@ -1534,6 +1534,125 @@ mod tests {
         assert!(chunk_rows(&store).is_empty());
     }
 
+    /// A document row and a photo it references, as `index_case` writes them.
+    fn case_with_photo(store: &Store, case: &str, sha256: &str) {
+        store
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO documents (id, kind, server_heads, unsent)
+                 VALUES (?1, 'case', x'', 0)",
+                [case],
+            )
+            .expect("document");
+        store
+            .conn()
+            .execute(
+                "INSERT INTO case_photos (case_id, sha256) VALUES (?1, ?2)",
+                [case, sha256],
+            )
+            .expect("photo");
+    }
+
+    fn cached(dir: &Path, store: &mut Store, sha256: &str, size: usize, max: u64) -> bool {
+        let file = format!("{sha256}-thumb.jpg");
+        std::fs::write(dir.join(PHOTO_CACHE_DIR).join(&file), vec![0u8; size]).expect("file");
+        store
+            .keep_photo(sha256, "thumb", &file, size as u64, max)
+            .expect("keep")
+    }
+
+    #[test]
+    fn downloaded_photos_stay_within_the_bound_and_go_with_their_case() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = Store::open(dir.path()).expect("open");
+        for (n, sha) in ["a", "b", "c"].iter().enumerate() {
+            case_with_photo(&store, &format!("case-{n}"), sha);
+        }
+        // 100 bytes each under a 250-byte bound: the least recently used goes.
+        for (at, sha) in [(1, "a"), (2, "b")] {
+            store.set_now(at);
+            assert!(cached(dir.path(), &mut store, sha, 100, 250));
+        }
+        store.set_now(3);
+        assert!(
+            store.cached_photo("a", "thumb").expect("read").is_some(),
+            "a used again"
+        );
+        store.set_now(4);
+        assert!(cached(dir.path(), &mut store, "c", 100, 250));
+        assert!(
+            store.cached_photo("b", "thumb").expect("read").is_none(),
+            "b evicted"
+        );
+        assert!(
+            !dir.path()
+                .join(PHOTO_CACHE_DIR)
+                .join("b-thumb.jpg")
+                .exists()
+        );
+        assert_eq!(store.photo_cache_bytes().expect("size"), 200);
+        // One photo larger than the whole bound is still kept: it is being shown.
+        case_with_photo(&store, "case-3", "d");
+        store.set_now(5);
+        assert!(cached(dir.path(), &mut store, "d", 1_000, 250));
+        assert!(store.cached_photo("d", "thumb").expect("read").is_some());
+        // A photo no case references is not kept; a case that leaves takes its own.
+        assert!(!cached(dir.path(), &mut store, "nobody", 10, 10_000));
+        store
+            .commit(DeviceCommit {
+                delete: vec!["case-3".into()],
+                ..DeviceCommit::default()
+            })
+            .expect("evict");
+        assert!(store.cached_photo("d", "thumb").expect("read").is_none());
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(PHOTO_CACHE_DIR))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_version_1_store_is_brought_to_version_2() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let conn = Connection::open(dir.path().join(STORE_FILE)).expect("open");
+            conn.execute_batch(SCHEMA).expect("schema 1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+        }
+        let store = Store::open(dir.path()).expect("migrated");
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        for table in [
+            "case_photos",
+            "dispatch_notices",
+            "ignored_actions",
+            "photo_cache",
+        ] {
+            let count: i64 = store
+                .conn()
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .expect(table);
+            assert_eq!(count, 0, "{table}");
+        }
+    }
+
+    #[test]
+    fn a_file_given_as_the_directory_is_not_a_passing_failure() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        let error = Store::open(&file).expect_err("refused");
+        assert!(matches!(error, StoreError::NotADirectory(_)), "{error}");
+        assert!(error.is_permanent());
+    }
+
     #[test]
     fn a_file_that_is_not_a_store_is_reported_as_damaged() {
         let dir = tempfile::tempdir().expect("dir");
