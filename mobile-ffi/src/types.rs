@@ -16,8 +16,11 @@ pub struct ClientConfig {
     #[uniffi(default = 10000)]
     pub connect_timeout_ms: u32,
     /// The longest one request may take from start to the last byte of its answer,
-    /// ms (a sync round, one photo chunk, one image).
-    #[uniffi(default = 60000)]
+    /// ms (a sync round, one photo chunk, one image). A dead connection ends sooner,
+    /// by `idle_timeout_ms`; this bound is for one that trickles, and must allow the
+    /// largest answer (a 16 MiB sync reply) at the slowest link served: the default
+    /// is 16 MiB at about 56 KB/s.
+    #[uniffi(default = 300000)]
     pub request_timeout_ms: u32,
     /// The longest silence on an open connection, ms: a server that accepts and
     /// then says nothing is given up after this (and a push socket that hears
@@ -43,7 +46,7 @@ impl ClientConfig {
             server_url: server_url.to_owned(),
             device_name: device_name.to_owned(),
             connect_timeout_ms: 10_000,
-            request_timeout_ms: 60_000,
+            request_timeout_ms: 300_000,
             idle_timeout_ms: 20_000,
             photo_cache_mb: 64,
             trusted_ca_pem: None,

@@ -93,7 +93,7 @@ class Waits(unittest.TestCase):
         config = ffi.ClientConfig(data_dir="x", server_url="http://x", device_name="x")
         self.assertEqual(
             (config.connect_timeout_ms, config.request_timeout_ms, config.idle_timeout_ms),
-            (10000, 60000, 20000),
+            (10000, 300000, 20000),
         )
 
 
