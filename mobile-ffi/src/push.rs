@@ -220,6 +220,11 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
             return Ended::Over;
         }
         Err(FieldError::NotLoggedIn | FieldError::SessionExpired { .. } | FieldError::Closed) => {
+            // The session is over: say the socket is gone before stopping for good.
+            let _ = socket.close(None);
+            if !stop.load(Ordering::SeqCst) {
+                listener.on_connection_changed(false);
+            }
             return Ended::Over;
         }
         Err(e) => tracing::warn!(error = %e, "the catch-up sync after connecting failed"),
