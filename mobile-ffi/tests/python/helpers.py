@@ -220,6 +220,7 @@ class Proxy(_Listening):
         parsed = urllib.parse.urlparse(target)
         self.target = (parsed.hostname, parsed.port)
         self.up = True
+        self.frozen = False
         super().__init__()
 
     def serve(self, connection):
@@ -240,7 +241,8 @@ class Proxy(_Listening):
                     data = source.recv(65536)
                     if not data:
                         break
-                    sink.sendall(data)
+                    if not self.frozen:
+                        sink.sendall(data)
             except OSError:
                 pass
             for s in (source, sink):
@@ -266,6 +268,11 @@ class Proxy(_Listening):
 
     def resume(self):
         self.up = True
+
+    def freeze(self, frozen=True):
+        """Keeps every connection open but carries nothing (a NAT that dropped the
+        mapping without a word): only timeouts notice."""
+        self.frozen = frozen
 
 
 def private_ca(directory):

@@ -117,6 +117,23 @@ class MissedDispatch(unittest.TestCase):
         self.assertNotIn(("dispatch", case_id), events_within(again, 2))
         officer.stop_push()
 
+    def test_a_silently_dead_socket_is_noticed_and_replaced(self):
+        proxy = Proxy()
+        self.addCleanup(proxy.close)
+        officer = client(new_dir(), url=proxy.url, idle_timeout_ms=1500)
+        run(officer.login("officer", PASSWORD))
+        listener = Listener()
+        officer.start_push(listener)
+        self.assertTrue(listener.wait_for("online"))
+        started = time.monotonic()
+        proxy.freeze()
+        # A ping every 25 s; no answer within the idle bound after it: dead.
+        self.assertFalse(listener.wait_for("online", timeout=45))
+        self.assertLess(time.monotonic() - started, 25 + 1.5 + 3)
+        proxy.freeze(False)
+        self.assertTrue(listener.wait_for("online", timeout=60))
+        officer.stop_push()
+
     def test_a_phones_own_sync_is_not_echoed_back_to_it(self):
         officer = client(new_dir())
         run(officer.login("officer", PASSWORD))
