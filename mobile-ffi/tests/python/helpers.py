@@ -217,8 +217,7 @@ class Proxy(_Listening):
     ones until `resume()` (the phone's network going away and coming back)."""
 
     def __init__(self, target=URL):
-        parsed = urllib.parse.urlparse(target)
-        self.target = (parsed.hostname, parsed.port)
+        self.retarget(target)
         self.up = True
         self.frozen = False
         super().__init__()
@@ -254,6 +253,11 @@ class Proxy(_Listening):
 
         threading.Thread(target=pump, args=(connection, upstream), daemon=True).start()
         pump(upstream, connection)
+
+    def retarget(self, target):
+        """New connections go to `target` (a restarted server on another port)."""
+        parsed = urllib.parse.urlparse(target)
+        self.target = (parsed.hostname, parsed.port)
 
     def cut(self):
         self.up = False

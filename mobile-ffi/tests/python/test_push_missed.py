@@ -17,6 +17,7 @@ from helpers import (
     new_dir,
     photo,
     run,
+    serve,
     token,
 )
 
@@ -115,6 +116,36 @@ class MissedDispatch(unittest.TestCase):
         officer.start_push(again)
         self.assertTrue(again.wait_for("online"))
         self.assertNotIn(("dispatch", case_id), events_within(again, 2))
+        officer.stop_push()
+
+    def test_a_dispatch_made_while_the_server_restarts_is_not_missed(self):
+        first, first_url = serve({})
+        proxy = Proxy(first_url)
+        self.addCleanup(proxy.close)
+        officer = client(new_dir(), url=proxy.url)
+        run(officer.login("officer", PASSWORD))
+        listener = Listener()
+        officer.start_push(listener)
+        self.assertTrue(listener.wait_for("online"))
+        reporter = client(new_dir())
+        run(reporter.login("maint", PASSWORD))
+        case_id = reporter.report_case(
+            ffi.NewReport(category="E0102", position=fix(), address="", description="重启")
+        )
+        run(reporter.sync_now())
+        # The officer's server goes down (its sockets and whatever it held in memory
+        # with it); the dispatch is made on another node meanwhile.
+        first.kill()
+        first.wait()
+        self.assertFalse(listener.wait_for("online"))
+        self.assertEqual(dispatch_to(case_id, token("supervisor"), "enforcement", "officer"), "dispatched")
+        # The server comes back (on another port behind the same address).
+        second, second_url = serve({})
+        self.addCleanup(second.wait)
+        self.addCleanup(second.terminate)
+        proxy.retarget(second_url)
+        while listener.wait_for("dispatch", timeout=60) != case_id:
+            pass
         officer.stop_push()
 
     def test_a_silently_dead_socket_is_noticed_and_replaced(self):
