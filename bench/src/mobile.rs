@@ -71,11 +71,7 @@ fn fix(spot: &Spot) -> GpsFix {
 
 fn open(dir: &std::path::Path, url: &str, name: &str) -> anyhow::Result<Arc<FieldClient>> {
     Ok(FieldClient::open_with(
-        ClientConfig {
-            data_dir: dir.display().to_string(),
-            server_url: url.to_owned(),
-            device_name: name.to_owned(),
-        },
+        ClientConfig::new(&dir.display().to_string(), url, name),
         None,
     )?)
 }

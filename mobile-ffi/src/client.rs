@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::Automerge;
@@ -15,9 +16,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use ureq::http::Method;
 use wangge_sync_core::case::{
-    Action, CaseDocument, NewCase, Outcome, Photo, PhotoRole as CorePhotoRole, Source,
+    Action, ActionName, CaseDocument, NewCase, Outcome, Photo, PhotoRole as CorePhotoRole, Source,
 };
-use wangge_sync_core::catalog::{Catalog, CategoryCode, TeamId};
+use wangge_sync_core::catalog::{CategoryCode, TeamId};
 use wangge_sync_core::document::Position;
 use wangge_sync_core::geo::{Crs, LonLat};
 use wangge_sync_core::grid::geojson::read_grids;
@@ -34,11 +35,12 @@ use wangge_sync_core::sync::message::Limits;
 use wangge_sync_core::sync::{DocKind, load_chunks};
 
 use crate::error::FieldError;
-use crate::http::{Answer, Http};
+use crate::http::{Answer, Http, Trust, Waits};
 use crate::push::{PushHandle, PushListener};
 use crate::rules::with_context;
 use crate::store::{
-    PHOTO_DIR, QueuedPhoto, STORE_FILE, Store, StoreError, StoredSession, refusal_text,
+    PHOTO_CACHE_DIR, PHOTO_DIR, QueuedPhoto, STORE_FILE, Store, StoreError, StoredSession,
+    refusal_text,
 };
 use crate::types::*;
 
@@ -97,6 +99,11 @@ pub(crate) struct Inner {
     push: Mutex<Option<PushHandle>>,
     /// Held while a refresh token is spent.
     refreshing: Mutex<()>,
+    /// The most bytes of downloaded photos kept.
+    photo_cache_bytes: u64,
+    /// Set when a write may have left dispatches the app was not told of (the push
+    /// thread looks at the store only then).
+    pub(crate) notices_waiting: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,18 +182,66 @@ impl FieldClient {
         Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// The catalogue's categories, with both labels.
+    /// The catalogue's categories: the server's (fetched with the reference data and
+    /// again after a sync that shows it changed), the built-in one before any fetch;
+    /// with both labels, the team, whether a report is dispatched at once, and each
+    /// step's time limit.
     pub fn categories(&self) -> Vec<CategoryInfo> {
-        Catalog::builtin()
+        let served = self
+            .inner
+            .served()
+            .unwrap_or_else(|_| Arc::new(crate::catalogue::Served::builtin()));
+        let catalog = &served.catalog;
+        catalog
             .categories()
-            .map(|c| CategoryInfo {
-                code: c.code.to_string(),
-                kind: c.kind().as_str().to_owned(),
-                name_zh: c.name_zh.clone(),
-                name_en: c.name_en.clone(),
-                team: c.team.to_string(),
+            .map(|c| {
+                let team = catalog.team(c.team.as_str());
+                CategoryInfo {
+                    code: c.code.to_string(),
+                    kind: c.kind().as_str().to_owned(),
+                    name_zh: c.name_zh.clone(),
+                    name_en: c.name_en.clone(),
+                    team: c.team.to_string(),
+                    team_zh: team.map(|t| t.name_zh.clone()).unwrap_or_default(),
+                    team_en: team.map(|t| t.name_en.clone()).unwrap_or_default(),
+                    urgent: served.urgent.contains(&c.code.to_string()),
+                    limits: c
+                        .limits
+                        .iter()
+                        .map(|(step, limit)| StepLimit {
+                            step: step.as_str().to_owned(),
+                            step_zh: step.name_zh().to_owned(),
+                            step_en: step.name_en().to_owned(),
+                            limit: limit.to_string(),
+                            amount: limit.amount,
+                            unit: limit.unit.as_str().to_owned(),
+                        })
+                        .collect(),
+                }
             })
             .collect()
+    }
+
+    /// The version of the catalogue this phone holds (the server's), `None` while it
+    /// has the built-in one.
+    pub fn catalogue_version(&self) -> Result<Option<String>, FieldError> {
+        Ok(self.inner.served()?.version.clone())
+    }
+
+    /// A photo of a case on this phone, as a JPEG file to show: the thumbnail
+    /// (about 320 px) or the display image (about 1280 px) the server made, fetched
+    /// once and kept (offline afterwards) in a cache bounded by `photo_cache_mb`,
+    /// the least recently shown dropped first and every photo dropped with its
+    /// case. A photo of this phone not yet uploaded is its local copy. The path is
+    /// valid until the photo is dropped: show it, do not keep it.
+    pub async fn photo_file(
+        &self,
+        sha256: String,
+        variant: PhotoVariant,
+    ) -> Result<String, FieldError> {
+        let inner = self.inner.clone();
+        self.blocking(move || inner.photo_file(&sha256, variant))
+            .await
     }
 
     /// Reports a problem found on patrol (offline): the new case's id.
@@ -210,7 +265,49 @@ impl FieldClient {
 
     /// The cases on this phone, newest report first.
     pub fn list_cases(&self) -> Result<Vec<CaseSummary>, FieldError> {
-        self.inner.with_store(|s| s.cases())
+        let now = self.inner.now()?.timestamp_millis();
+        let all = CaseListFilter {
+            limit: u32::MAX,
+            ..CaseListFilter::default()
+        };
+        Ok(self
+            .inner
+            .with_store(|s| s.cases_where(&all, None, now, u32::MAX))?
+            .cases)
+    }
+
+    /// One page of the cases `filter` selects ("my tasks": `assignedToMe`; overdue;
+    /// by status, grid, unsent), newest report first, with how many it selects.
+    pub fn list_cases_where(&self, filter: CaseListFilter) -> Result<CasePage, FieldError> {
+        if !(1..=500).contains(&filter.limit) {
+            return Err(FieldError::invalid(format!(
+                "limit {} is not between 1 and 500",
+                filter.limit
+            )));
+        }
+        if let Some(bad) = filter
+            .statuses
+            .iter()
+            .find(|s| wangge_sync_core::case::Status::parse(s).is_none())
+        {
+            return Err(FieldError::invalid(format!("{bad:?} is not a case status")));
+        }
+        if let Some(prefix) = &filter.grid_prefix
+            && (prefix.is_empty()
+                || prefix.len() > 15
+                || !prefix.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(FieldError::invalid(format!(
+                "grid_prefix {prefix:?} is not the start of a grid code"
+            )));
+        }
+        let user = self.inner.session().ok().map(|s| s.user_id);
+        if (filter.assigned_to_me || filter.reported_by_me) && user.is_none() {
+            return Err(FieldError::NotLoggedIn);
+        }
+        let now = self.inner.now()?.timestamp_millis();
+        self.inner
+            .with_store(|s| s.cases_where(&filter, user.as_deref(), now, filter.limit))
     }
 
     /// One case, folded: status, timeline, photos, what this user may do.
@@ -287,7 +384,14 @@ impl FieldClient {
 /// damaged store file.
 #[uniffi::export]
 pub fn wipe_data_dir(data_dir: String) -> Result<(), FieldError> {
-    wipe_files(Path::new(&data_dir)).map_err(|e| FieldError::Storage {
+    let dir = Path::new(&data_dir);
+    if dir.exists() && !dir.is_dir() {
+        return Err(FieldError::invalid(format!(
+            "data_dir: {} is a file, not a directory",
+            dir.display()
+        )));
+    }
+    wipe_files(dir).map_err(|e| FieldError::Storage {
         recoverable: true,
         detail: e.to_string(),
     })
@@ -304,10 +408,13 @@ fn wipe_files(dir: &Path) -> std::io::Result<()> {
             _ => {}
         }
     }
-    match std::fs::remove_dir_all(dir.join(PHOTO_DIR)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for sub in [PHOTO_DIR, PHOTO_CACHE_DIR] {
+        match std::fs::remove_dir_all(dir.join(sub)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 impl FieldClient {
@@ -322,6 +429,15 @@ impl FieldClient {
                 config.server_url
             )));
         }
+        let waits = Waits::from_ms(
+            config.connect_timeout_ms,
+            config.request_timeout_ms,
+            config.idle_timeout_ms,
+        )?;
+        if config.photo_cache_mb == 0 {
+            return Err(FieldError::invalid("photo_cache_mb must be at least 1"));
+        }
+        let trust = Trust::from_pem(config.trusted_ca_pem.as_deref())?;
         let dir = PathBuf::from(&config.data_dir);
         let store = Store::open(&dir)?;
         store.sweep_photo_files()?;
@@ -335,7 +451,9 @@ impl FieldClient {
         let inner = Arc::new(Inner {
             dir,
             device_name: config.device_name,
-            http: Http::new(&config.server_url),
+            http: Http::new(&config.server_url, waits, trust),
+            photo_cache_bytes: u64::from(config.photo_cache_mb) << 20,
+            notices_waiting: AtomicBool::new(true),
             store: Mutex::new(Some(store)),
             session: Mutex::new(DeviceSession::new(Limits::default(), rand::random())),
             clock,
@@ -482,6 +600,98 @@ impl Inner {
 
     fn actor(&self) -> Result<Actor, FieldError> {
         actor_of(&self.session()?)
+    }
+
+    /// The catalogue this phone holds.
+    pub(crate) fn served(&self) -> Result<Arc<crate::catalogue::Served>, FieldError> {
+        self.with_store(|s| Ok::<_, FieldError>(s.served()))
+    }
+
+    /// Fetches the server's catalogue and keeps it (every case re-derived with it).
+    fn refresh_catalogue(&self) -> Result<(), FieldError> {
+        let answer = self.send(Method::GET, "/v1/catalogue", &[], None, 8 << 20)?;
+        if answer.status == 404 && answer.error_code().is_some_and(|(c, _)| c == "not_found") {
+            // A server older than the route: it folds with the built-in catalogue,
+            // which the phone keeps.
+            tracing::warn!("the server does not serve its catalogue; keeping the one held");
+            return Ok(());
+        }
+        if answer.status != 200 {
+            return Err(answer.server_error());
+        }
+        answer.json()?;
+        let served =
+            crate::catalogue::parse(&answer.body).map_err(|e| answer.not_understood(&e))?;
+        self.with_store(|s| s.set_catalogue(&answer.body, served))
+    }
+
+    /// A photo to show (see [`FieldClient::photo_file`]).
+    fn photo_file(&self, sha256: &str, variant: PhotoVariant) -> Result<String, FieldError> {
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(FieldError::invalid(format!(
+                "{sha256:?} is not a photo hash (64 lowercase hex digits)"
+            )));
+        }
+        let name = match variant {
+            PhotoVariant::Thumbnail => "thumb",
+            PhotoVariant::Display => "display",
+        };
+        let not_here = || FieldError::NotFound {
+            what: format!("photo {sha256} in the cases on this phone"),
+        };
+        let text = |p: PathBuf| p.to_string_lossy().into_owned();
+        let local = self.with_store(|s| {
+            if !s.photo_referenced(sha256)? {
+                return Ok::<_, StoreError>(Err(()));
+            }
+            if let Some(path) = s.cached_photo(sha256, name)? {
+                return Ok(Ok(Some(path)));
+            }
+            Ok(Ok(s.queued_photo_file(sha256)?))
+        })?;
+        match local {
+            Err(()) => return Err(not_here()),
+            Ok(Some(path)) => return Ok(text(path)),
+            Ok(None) => {}
+        }
+        let answer = self.send(
+            Method::GET,
+            &format!("/v1/blobs/{sha256}/{name}"),
+            &[],
+            None,
+            16 << 20,
+        )?;
+        match answer.status {
+            200 => {}
+            // Not uploaded yet by the phone that took it, or not ours to see.
+            404 => {
+                return Err(FieldError::NotFound {
+                    what: format!(
+                        "photo {sha256} on the server (not uploaded yet by the phone that took it?)"
+                    ),
+                });
+            }
+            _ => return Err(answer.server_error()),
+        }
+        if answer.content_type != "image/jpeg" || !answer.body.starts_with(&[0xff, 0xd8]) {
+            return Err(answer.not_understood("expected a JPEG image"));
+        }
+        let file = format!("{sha256}-{name}.jpg");
+        let dir = self.dir.join(PHOTO_CACHE_DIR);
+        write_durably(&dir, &file, &answer.body).map_err(|e| FieldError::Storage {
+            recoverable: true,
+            detail: format!("keeping the photo: {e}"),
+        })?;
+        let size = answer.body.len() as u64;
+        let max = self.photo_cache_bytes;
+        if !self.with_store(|s| s.keep_photo(sha256, name, &file, size, max))? {
+            return Err(not_here());
+        }
+        Ok(text(dir.join(file)))
     }
 
     // --- network ---------------------------------------------------------------
@@ -664,6 +874,7 @@ impl Inner {
         let now = self.local_now_ms();
         self.with_store(|s| s.put_cache("grids", &answer.body, now))?;
         *lock(&self.grids) = Some(Arc::new(index));
+        self.refresh_catalogue()?;
         Ok(count)
     }
 
@@ -797,7 +1008,7 @@ impl Inner {
             .category
             .parse()
             .map_err(|e| FieldError::invalid(format!("category {:?}: {e}", report.category)))?;
-        if Catalog::builtin().get(&category).is_none() {
+        if self.served()?.catalog.get(&category).is_none() {
             return Err(FieldError::invalid(format!(
                 "category {} is not in the catalogue",
                 report.category
@@ -838,11 +1049,14 @@ impl Inner {
         let actor = self.actor()?;
         let action = core_action(action)?;
         let at = self.now()?;
+        let served = self.served()?;
         self.edit_case(
             id,
             |case| {
-                with_context(|context| case.act(context, &actor, &new_id(), action, at, note))
-                    .map_err(FieldError::from)
+                with_context(&served.catalog, |context| {
+                    case.act(context, &actor, &new_id(), action, at, note)
+                })
+                .map_err(FieldError::from)
             },
             |_| Ok(()),
         )
@@ -876,6 +1090,30 @@ impl Inner {
         })?;
         let original = std::fs::read(path).map_err(not_found)?;
         let upload = prepare_upload(&original)?;
+        // The same picture attached again (a double tap, a retry after a crash) is
+        // the photo the case already has: content-addressed, so one entry.
+        let existing = self
+            .load_case(case_id)?
+            .read()
+            .photos
+            .into_iter()
+            .find(|p| p.hash == upload.sha256);
+        if let Some(existing) = existing {
+            let queued = self
+                .with_store(|s| s.photos())?
+                .into_iter()
+                .find(|q| q.sha256 == existing.hash);
+            return Ok(PhotoInfo {
+                sha256: existing.hash,
+                role: existing.role.as_str().to_owned(),
+                added_by: existing.added_by,
+                taken_at_ms: existing.taken_at.map(|t| t.timestamp_millis()),
+                upload: queued
+                    .as_ref()
+                    .map_or("remote".to_owned(), |q| q.state.clone()),
+                size: queued.map_or(0, |q| q.size),
+            });
+        }
         let photo = Photo {
             hash: upload.sha256.clone(),
             role: match role {
@@ -932,8 +1170,10 @@ impl Inner {
     fn show_case(&self, id: &str) -> Result<CaseDetail, FieldError> {
         let case = self.load_case(id)?;
         let actor = self.session().ok().map(|s| actor_of(&s)).transpose()?;
+        let now_ms = self.now()?.timestamp_millis();
         let row = self
-            .with_store(|s| s.cases())?
+            .with_store(|s| s.cases_where(&CaseListFilter::default(), None, now_ms, u32::MAX))?
+            .cases
             .into_iter()
             .find(|r| r.id == id)
             .ok_or_else(|| FieldError::NotFound {
@@ -945,19 +1185,77 @@ impl Inner {
             .map(|p| (p.sha256.clone(), p))
             .collect();
         let now = self.now()?;
-        let (view, allowed) = with_context(|context| {
+        let served = self.served()?;
+        let (view, allowed) = with_context(&served.catalog, |context| {
             let view = case.fold(context);
-            let allowed = actor
+            let allowed: Vec<ActionName> = actor
                 .as_ref()
-                .map(|actor| {
-                    view.allowed_actions(actor, context, now)
-                        .into_iter()
-                        .map(|name| name.as_str().to_owned())
-                        .collect()
-                })
+                .map(|actor| view.allowed_actions(actor, context, now))
                 .unwrap_or_default();
             (view, allowed)
         });
+        // The team a dispatch goes to unless the dispatcher chooses another: the
+        // one it went to before, else the category's.
+        let usual_team = view
+            .assignment
+            .as_ref()
+            .map(|a| a.team.to_string())
+            .or_else(|| {
+                view.record
+                    .category
+                    .and_then(|c| served.catalog.get(&c))
+                    .map(|c| c.team.to_string())
+            })
+            .unwrap_or_default();
+        let actions = allowed
+            .iter()
+            .filter_map(|name| {
+                let (template, needs): (CaseAction, &[&str]) = match name {
+                    ActionName::Accept => (CaseAction::Accept, &[]),
+                    ActionName::Register => (CaseAction::Register, &[]),
+                    ActionName::Dispatch => (
+                        CaseAction::Dispatch {
+                            team: usual_team.clone(),
+                            assignee: None,
+                        },
+                        &["team", "assignee"],
+                    ),
+                    ActionName::Handle => (CaseAction::Handle, &[]),
+                    ActionName::Verify => (CaseAction::Verify, &[]),
+                    ActionName::Rework => (CaseAction::Rework, &[]),
+                    ActionName::Close => (CaseAction::Close, &[]),
+                    ActionName::Return => (CaseAction::Return, &[]),
+                    ActionName::RequestExtension => (
+                        CaseAction::RequestExtension {
+                            extra: "2 working_days".into(),
+                        },
+                        &["extra"],
+                    ),
+                    ActionName::DecideExtension => (
+                        CaseAction::DecideExtension { approved: true },
+                        &["approved"],
+                    ),
+                    ActionName::RequestDefer => (CaseAction::RequestDefer, &[]),
+                    ActionName::DecideDefer => {
+                        (CaseAction::DecideDefer { approved: true }, &["approved"])
+                    }
+                    ActionName::Void => (CaseAction::Void, &[]),
+                    ActionName::Reopen => (CaseAction::Reopen, &[]),
+                    ActionName::Comment => (CaseAction::Comment, &[]),
+                    // Not taken on a phone (the report is `reportCase`; escalation
+                    // and replies to callers are the server's and the hotline's).
+                    ActionName::Report | ActionName::Escalate | ActionName::Reply => return None,
+                };
+                Some(AllowedAction {
+                    name: name.as_str().to_owned(),
+                    name_zh: name.name_zh().to_owned(),
+                    name_en: name.name_en().to_owned(),
+                    template,
+                    needs: needs.iter().map(|n| (*n).to_owned()).collect(),
+                })
+            })
+            .collect();
+        let allowed: Vec<String> = allowed.iter().map(|n| n.as_str().to_owned()).collect();
         let record = &view.record;
         Ok(CaseDetail {
             summary: row,
@@ -974,10 +1272,16 @@ impl Inner {
                 .iter()
                 .filter_map(|folded| {
                     let entry = folded.entry.as_ref()?;
+                    let name = entry.action.name();
                     Some(TimelineItem {
                         id: entry.id.clone(),
                         action: entry.action.as_str().to_owned(),
+                        action_zh: name.name_zh().to_owned(),
+                        action_en: name.name_en().to_owned(),
                         user: entry.actor.user.clone(),
+                        role: entry.actor.role.as_str().to_owned(),
+                        role_zh: entry.actor.role.name_zh().to_owned(),
+                        role_en: entry.actor.role.name_en().to_owned(),
                         at_ms: entry.at.timestamp_millis(),
                         note: entry.note.clone(),
                         outcome: match &folded.outcome {
@@ -1003,6 +1307,7 @@ impl Inner {
                 })
                 .collect(),
             allowed_actions: allowed,
+            actions,
             overdue: view.is_overdue(now),
             problems: record.problems.iter().map(|p| format!("{p:?}")).collect(),
         })
@@ -1201,15 +1506,24 @@ impl Inner {
     // --- sync ----------------------------------------------------------------------
 
     fn sync_now(&self) -> Result<SyncReport, FieldError> {
+        self.sync(true)
+    }
+
+    /// Sends and receives the documents, then (with `photos`) uploads the photos
+    /// that are ready. The push thread's catch-up after a reconnect leaves the
+    /// photos to the app's own syncs.
+    pub(crate) fn sync(&self, photos: bool) -> Result<SyncReport, FieldError> {
         self.session()?;
         self.flush_track()?;
         let mut session = lock(&self.session);
+        let mut server_catalogue: Option<String> = None;
         let mut report = SyncReport {
             outcome: SyncOutcome::Synced,
             sent: 0,
             received: 0,
             evicted: 0,
             refused: Vec::new(),
+            ignored: Vec::new(),
             photos_uploaded: 0,
             rounds: 0,
             bytes_up: 0,
@@ -1264,6 +1578,9 @@ impl Inner {
             }
             report.rounds += 1;
             report.bytes_up += request.len() as u64;
+            if let Some(version) = answer.header("x-wangge-catalogue") {
+                server_catalogue = Some(version.to_owned());
+            }
             report.bytes_down += answer.body.len() as u64;
             let received =
                 self.with_store(|s| Ok::<_, FieldError>(session.receive(s, &answer.body)))?;
@@ -1296,10 +1613,33 @@ impl Inner {
             }
         }
         drop(session);
-        match crate::photos::upload_ready(self) {
-            Ok(uploaded) => report.photos_uploaded = uploaded,
-            Err(FieldError::Offline { .. }) => report.outcome = SyncOutcome::Partial,
-            Err(e) => return Err(e),
+        // Whatever came may hold a dispatch to this user (the push thread tells
+        // the app) or an action of this device the workflow ignored.
+        self.notices_waiting.store(true, Ordering::SeqCst);
+        report.ignored = self.with_store(|s| s.take_ignored())?;
+        // The server's catalogue changed (or was never fetched): fetch it now, so
+        // an operator's change reaches the phone at its next sync.
+        let held = self.served()?.version.clone();
+        if let Some(version) = server_catalogue
+            && held.as_deref() != Some(version.as_str())
+        {
+            match self.refresh_catalogue() {
+                Ok(()) => {}
+                Err(FieldError::Offline { .. }) => report.outcome = SyncOutcome::Partial,
+                // The documents are stored; the old catalogue serves until the next
+                // sync tries again.
+                Err(e) => tracing::warn!(error = %e, "the server's catalogue was not taken"),
+            }
+        }
+        if photos {
+            let mut photo_bytes = 0;
+            let uploaded = crate::photos::upload_ready(self, &mut photo_bytes);
+            report.bytes_up += photo_bytes;
+            match uploaded {
+                Ok(uploaded) => report.photos_uploaded = uploaded,
+                Err(FieldError::Offline { .. }) => report.outcome = SyncOutcome::Partial,
+                Err(e) => return Err(e),
+            }
         }
         let now = self.local_now_ms();
         self.with_store(|s| s.set_last_sync_ms(now).map_err(FieldError::from))?;
@@ -1363,6 +1703,13 @@ impl Inner {
 
     pub(crate) fn stop_push(&self) {
         self.set_push(None);
+    }
+
+    /// Whether a push thread runs.
+    pub(crate) fn push_running(&self) -> bool {
+        lock(&self.push)
+            .as_ref()
+            .is_some_and(PushHandle::is_running)
     }
 
     pub(crate) fn access_token(&self) -> Result<String, FieldError> {

@@ -18,6 +18,15 @@ pub enum FieldError {
         /// What failed.
         detail: String,
     },
+    /// The server was reached but TLS failed: an `https://` URL to a plain-HTTP
+    /// port, a certificate no trusted authority signed (a private CA not given in
+    /// `trusted_ca_pem`), a name mismatch, an expired certificate. Retrying will not
+    /// help: the URL or the configuration is wrong.
+    #[error("TLS failed: {detail}")]
+    Tls {
+        /// What rustls said.
+        detail: String,
+    },
     /// No session: log in first.
     #[error("not logged in")]
     NotLoggedIn,
@@ -117,6 +126,10 @@ impl FieldError {
 
 impl From<StoreError> for FieldError {
     fn from(error: StoreError) -> FieldError {
+        if let StoreError::NotADirectory(_) = error {
+            // The app passed a wrong path: neither retrying nor wiping helps.
+            return FieldError::invalid(format!("data_dir: {error}"));
+        }
         FieldError::Storage {
             recoverable: !error.is_permanent(),
             detail: error.to_string(),

@@ -5,9 +5,17 @@
 //! traffic is one bounded request at a time (a sync round, a photo chunk).
 //!
 //! Every answer is checked before anything is stored: an HTML page from a captive
-//! portal or garbage is [`FieldError::BadServerAnswer`]; a connection that fails is
-//! [`FieldError::Offline`].
+//! portal or garbage is [`FieldError::BadServerAnswer`]; a connection that fails or
+//! a server that goes silent is [`FieldError::Offline`]; a TLS failure (a plain-HTTP
+//! port behind an `https://` URL, an untrusted certificate) is [`FieldError::Tls`],
+//! since retrying cannot fix it.
+//!
+//! Every wait is bounded ([`Waits`], set by the app): connecting, silence on an open
+//! connection, and the whole request. A phone on a dead cell or behind a proxy that
+//! accepts and never answers gets `Offline` within those bounds instead of the
+//! minutes a socket's own timeouts take.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{Method, Request};
@@ -86,15 +94,120 @@ impl Answer {
     }
 }
 
+/// How long the library waits for the network (from `ClientConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// DNS, TCP and the TLS handshake.
+    pub connect: Duration,
+    /// One request, start to end.
+    pub request: Duration,
+    /// Silence on an open connection.
+    pub idle: Duration,
+}
+
+impl Waits {
+    /// From the app's milliseconds; zero is refused (it would mean "wait forever"
+    /// in some layers and "fail at once" in others).
+    pub fn from_ms(connect: u32, request: u32, idle: u32) -> Result<Waits, FieldError> {
+        for (name, value) in [
+            ("connect_timeout_ms", connect),
+            ("request_timeout_ms", request),
+            ("idle_timeout_ms", idle),
+        ] {
+            if value == 0 {
+                return Err(FieldError::invalid(format!("{name} must be more than 0")));
+            }
+        }
+        Ok(Waits {
+            connect: Duration::from_millis(connect.into()),
+            request: Duration::from_millis(request.into()),
+            idle: Duration::from_millis(idle.into()),
+        })
+    }
+}
+
+/// The TLS trust the app chose: the bundled public roots, or its own authorities.
+#[derive(Debug, Clone, Default)]
+pub enum Trust {
+    /// Mozilla's roots (webpki-roots), built in.
+    #[default]
+    PublicRoots,
+    /// Only these authorities (DER), from the app's PEM.
+    Authorities(Vec<Vec<u8>>),
+}
+
+impl Trust {
+    /// Parses the app's PEM: at least one certificate, nothing unreadable.
+    pub fn from_pem(pem: Option<&str>) -> Result<Trust, FieldError> {
+        let Some(pem) = pem else {
+            return Ok(Trust::PublicRoots);
+        };
+        let mut authorities = Vec::new();
+        for item in ureq::tls::parse_pem(pem.as_bytes()) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => authorities.push(cert.der().to_vec()),
+                Ok(_) => {
+                    return Err(FieldError::invalid(
+                        "trusted_ca_pem holds something other than certificates (a private key?)",
+                    ));
+                }
+                Err(e) => {
+                    return Err(FieldError::invalid(format!(
+                        "trusted_ca_pem does not parse: {e}"
+                    )));
+                }
+            }
+        }
+        if authorities.is_empty() {
+            return Err(FieldError::invalid(
+                "trusted_ca_pem holds no certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        // Each must be a certificate rustls can use as a trust anchor.
+        let mut roots = rustls::RootCertStore::empty();
+        for der in &authorities {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                .map_err(|e| {
+                    FieldError::invalid(format!("trusted_ca_pem: a certificate is not usable: {e}"))
+                })?;
+        }
+        Ok(Trust::Authorities(authorities))
+    }
+
+    /// The rustls configuration for the push socket (tungstenite); `None` for
+    /// tungstenite's own (the same public roots).
+    pub fn rustls_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        let Trust::Authorities(authorities) = self else {
+            return None;
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for der in authorities {
+            // Checked in `from_pem`.
+            let _ = roots.add(rustls::pki_types::CertificateDer::from(der.clone()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Some(Arc::new(config))
+    }
+}
+
 /// The connection to one server.
 #[derive(Debug, Clone)]
 pub struct Http {
     agent: ureq::Agent,
     base: String,
+    waits: Waits,
+    trust: Trust,
 }
 
 /// Headers every answer keeps (the upload protocol's and `Retry-After`).
-const KEPT_HEADERS: [&str; 5] = [
+const KEPT_HEADERS: [&str; 6] = [
+    "x-wangge-catalogue",
     "upload-offset",
     "upload-complete",
     "upload-length",
@@ -104,18 +217,46 @@ const KEPT_HEADERS: [&str; 5] = [
 
 impl Http {
     /// A connection to `base` (e.g. `https://wangge.example.cn`).
-    pub fn new(base: &str) -> Http {
+    pub fn new(base: &str, waits: Waits, trust: Trust) -> Http {
+        let roots = match &trust {
+            Trust::PublicRoots => ureq::tls::RootCerts::WebPki,
+            Trust::Authorities(authorities) => ureq::tls::RootCerts::new_with_certs(
+                &authorities
+                    .iter()
+                    .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            // DNS has its own phase; both are "connecting" to the app.
+            .timeout_resolve(Some(waits.connect))
+            .timeout_connect(Some(waits.connect))
+            // Each read and write restarts the idle clock: a server that accepted
+            // and went silent (or a stalled TLS handshake) ends here.
+            .timeout_per_read(Some(waits.idle))
+            .timeout_per_write(Some(waits.idle))
+            .timeout_global(Some(waits.request))
             .user_agent(concat!("wangge-mobile/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Http {
             agent,
             base: base.trim_end_matches('/').to_owned(),
+            waits,
+            trust,
         }
+    }
+
+    /// The waits the app configured.
+    pub fn waits(&self) -> Waits {
+        self.waits
+    }
+
+    /// The TLS trust the app configured.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The server's base URL.
@@ -203,8 +344,21 @@ impl Http {
     }
 }
 
+/// A failed exchange: TLS problems apart (the URL or the trust is wrong, retrying
+/// will not help), everything else is the network or a silent server.
 fn offline(error: ureq::Error) -> FieldError {
-    FieldError::Offline {
-        detail: error.to_string(),
+    let detail = error.to_string();
+    let tls = match &error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => true,
+        // rustls' errors can also arrive wrapped in an I/O error by the transport.
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    };
+    if tls {
+        FieldError::Tls { detail }
+    } else {
+        FieldError::Offline { detail }
     }
 }

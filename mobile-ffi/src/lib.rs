@@ -11,6 +11,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod catalogue;
 mod client;
 mod error;
 mod http;

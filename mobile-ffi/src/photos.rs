@@ -20,9 +20,10 @@ const MAX_CHUNK: u64 = 1024 * 1024;
 /// The most requests one photo takes in one sync (a bound, not a budget).
 const MAX_REQUESTS_PER_PHOTO: usize = 200;
 
-/// Uploads every photo that is ready, oldest first. Returns how many completed.
+/// Uploads every photo that is ready, oldest first. Returns how many completed;
+/// `bytes` counts the photo bytes sent (kept when an error ends the uploads).
 /// [`FieldError::Offline`] when the connection fails (progress is kept).
-pub(crate) fn upload_ready(inner: &Inner) -> Result<u32, FieldError> {
+pub(crate) fn upload_ready(inner: &Inner, bytes: &mut u64) -> Result<u32, FieldError> {
     let ready: Vec<QueuedPhoto> = inner
         .with_store(|s| s.photos().map_err(FieldError::from))?
         .into_iter()
@@ -30,7 +31,7 @@ pub(crate) fn upload_ready(inner: &Inner) -> Result<u32, FieldError> {
         .collect();
     let mut uploaded = 0;
     for photo in ready {
-        match upload(inner, &photo)? {
+        match upload(inner, &photo, bytes)? {
             Upload::Done => uploaded += 1,
             Upload::Refused(reason) => {
                 tracing::warn!(sha256 = %photo.sha256, %reason, "the server refused a photo");
@@ -59,7 +60,7 @@ fn finish(inner: &Inner, photo: &QueuedPhoto) -> Result<Upload, FieldError> {
     Ok(Upload::Done)
 }
 
-fn upload(inner: &Inner, photo: &QueuedPhoto) -> Result<Upload, FieldError> {
+fn upload(inner: &Inner, photo: &QueuedPhoto, sent: &mut u64) -> Result<Upload, FieldError> {
     let path = format!("/v1/blobs/{}", photo.sha256);
     let head = inner.send(Method::HEAD, &path, &[], None, 0)?;
     let mut offset = match head.status {
@@ -88,6 +89,7 @@ fn upload(inner: &Inner, photo: &QueuedPhoto) -> Result<Upload, FieldError> {
                 detail: format!("reading {}: {e}", file_path.display()),
             })?;
         let started = std::time::Instant::now();
+        *sent += take;
         let answer = inner.send(
             Method::PATCH,
             &path,

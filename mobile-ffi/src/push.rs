@@ -1,7 +1,21 @@
 //! The push listener: the server's WebSocket (`GET /v1/push`) read on a thread of its
 //! own, reconnecting with jittered backoff, calling the app's [`PushListener`]. The
 //! library does not sync on a notice by itself: the app decides (it may be on a
-//! metered link), so two syncs never race.
+//! metered link).
+//!
+//! **No dispatch is missed.** A notice sent while the socket was down (a tunnel, a
+//! cell handover, the server restarting) is gone: the server keeps no queue of
+//! notices, and should not (a queue per device is state that a restart or another
+//! node loses). What cannot be lost is the data: a dispatch is a timeline entry of
+//! a case. So after every (re)connect, once the socket is registered (anything
+//! later comes on it), the thread runs one sync of the documents (no photo
+//! uploads: a few hundred bytes when nothing changed), and the store, which
+//! derives from every case it stores whether it is dispatched to this user by
+//! someone else and whether the app was told (`dispatch_notices`), hands the
+//! untold ones to `on_dispatch`. A notice that came on the socket is recorded as
+//! told, so the data arriving later does not raise it twice; a dispatch that
+//! arrives in the app's own sync is told by this thread within a second. Told
+//! means after the callback returned: at least once, never zero times.
 
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -15,6 +29,7 @@ use tungstenite::{Message, WebSocket};
 
 use crate::client::Inner;
 use crate::error::FieldError;
+use crate::http::Waits;
 
 /// What the app supplies to hear the server's notices. Called on a library thread:
 /// hop to the main thread before touching the UI.
@@ -47,6 +62,14 @@ pub(crate) struct PushHandle {
 const STOP_WAIT: Duration = Duration::from_secs(3);
 
 impl PushHandle {
+    /// Whether the thread still runs (it ends by itself when the session is over).
+    pub(crate) fn is_running(&self) -> bool {
+        matches!(
+            self.ended.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty)
+        )
+    }
+
     /// Stops the thread: once this returns, the listener is not called again (unless
     /// the thread is stuck connecting, past [`STOP_WAIT`]). Called from a callback on
     /// the push thread itself, it only asks.
@@ -66,6 +89,12 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub(crate) fn start(inner: &Arc<Inner>, listener: Arc<dyn PushListener>) -> Result<(), FieldError> {
+    // Two listeners would each be told every dispatch, or one silently dropped.
+    if inner.push_running() {
+        return Err(FieldError::invalid(
+            "push is already started with a listener: call stopPush first",
+        ));
+    }
     // Fail now, not on the thread, when there is no session.
     inner.access_token().or_else(|e| match e {
         FieldError::Offline { .. } => Ok(String::new()),
@@ -159,8 +188,8 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
         return Ended::Over;
     };
     request.headers_mut().insert("Authorization", value);
-    let mut socket = match tungstenite::connect(request) {
-        Ok((socket, _)) => socket,
+    let mut socket = match connect(inner, request) {
+        Ok(socket) => socket,
         Err(tungstenite::Error::Http(response)) => {
             let code = response
                 .body()
@@ -183,14 +212,40 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
         return Ended::Stopped;
     }
     listener.on_connection_changed(true);
+    // What was missed while the socket was down, from the data (module doc).
+    match inner.sync(false) {
+        Ok(_) | Err(FieldError::Offline { .. }) => {}
+        Err(FieldError::DeviceRevoked) => {
+            listener.on_revoked();
+            return Ended::Over;
+        }
+        Err(FieldError::NotLoggedIn | FieldError::SessionExpired { .. } | FieldError::Closed) => {
+            // The session is over: say the socket is gone before stopping for good.
+            let _ = socket.close(None);
+            if !stop.load(Ordering::SeqCst) {
+                listener.on_connection_changed(false);
+            }
+            return Ended::Over;
+        }
+        Err(e) => tracing::warn!(error = %e, "the catch-up sync after connecting failed"),
+    }
+    let waits = inner.http.waits();
     let mut last_ping = Instant::now();
+    let mut last_heard = Instant::now();
     loop {
         // Stopped: the app asked, so it is not called again.
         if stop.load(Ordering::SeqCst) {
             let _ = socket.close(None);
             return Ended::Stopped;
         }
-        match socket.read() {
+        if inner.notices_waiting.swap(false, Ordering::SeqCst) {
+            tell_untold(inner, listener, stop);
+        }
+        let read = socket.read();
+        if read.is_ok() {
+            last_heard = Instant::now();
+        }
+        match read {
             Ok(Message::Text(text)) => {
                 let Ok(notice) = serde_json::from_str::<serde_json::Value>(&text) else {
                     continue;
@@ -208,6 +263,7 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
                     Some("dispatch") => {
                         if let Some(case) = notice["case"].as_str() {
                             listener.on_dispatch(case.to_owned());
+                            let _ = inner.with_store(|s| s.told_dispatch(case, true));
                         }
                     }
                     Some("double_report") => {
@@ -233,6 +289,11 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
+                // A ping unanswered (no pong, nothing at all) past the idle bound: the
+                // connection is dead without having said so (a NAT dropped it).
+                if last_heard.elapsed() >= PING_EVERY + waits.idle {
+                    return Ended::Lost { was_up: true };
+                }
                 if last_ping.elapsed() >= PING_EVERY {
                     last_ping = Instant::now();
                     if socket.send(Message::Ping(Vec::new().into())).is_err() {
@@ -242,6 +303,72 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
             }
             Err(_) => return Ended::Lost { was_up: true },
         }
+    }
+}
+
+/// Tells the app of the dispatches it has not heard of (after the callback returns
+/// each is recorded as told).
+fn tell_untold(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBool) {
+    let Ok(untold) = inner.with_store(|s| s.untold_dispatches()) else {
+        return;
+    };
+    for case in untold {
+        if stop.load(Ordering::SeqCst) {
+            // Told at the next start.
+            return;
+        }
+        listener.on_dispatch(case.clone());
+        let _ = inner.with_store(|s| s.told_dispatch(&case, false));
+    }
+}
+
+/// Connects within the app's bounds (tungstenite's own `connect` waits as long as
+/// the system's TCP timeout, minutes), with the app's TLS trust.
+fn connect(
+    inner: &Inner,
+    request: tungstenite::handshake::client::Request,
+) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, tungstenite::Error> {
+    use std::net::ToSocketAddrs as _;
+    let Waits { connect, idle, .. } = inner.http.waits();
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    let mut stream = None;
+    for address in (host.as_str(), port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, connect) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let stream = stream.ok_or(last)?;
+    // The TLS and WebSocket handshakes are bounded by the idle wait.
+    stream.set_read_timeout(Some(idle))?;
+    stream.set_write_timeout(Some(idle))?;
+    let connector = inner
+        .http
+        .trust()
+        .rustls_config()
+        .map(tungstenite::Connector::Rustls);
+    match tungstenite::client_tls_with_config(request, stream, None, connector) {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => Err(tungstenite::Error::Io(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the handshake stalled"),
+        )),
     }
 }
 

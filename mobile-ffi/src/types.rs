@@ -12,6 +12,46 @@ pub struct ClientConfig {
     pub server_url: String,
     /// The phone's name as registered (shown to administrators).
     pub device_name: String,
+    /// The longest wait for a connection (DNS, TCP and the TLS handshake), ms.
+    #[uniffi(default = 10000)]
+    pub connect_timeout_ms: u32,
+    /// The longest one request may take from start to the last byte of its answer,
+    /// ms (a sync round, one photo chunk, one image). A dead connection ends sooner,
+    /// by `idle_timeout_ms`; this bound is for one that trickles, and must allow the
+    /// largest answer (a 16 MiB sync reply) at the slowest link served: the default
+    /// is 16 MiB at about 56 KB/s.
+    #[uniffi(default = 300000)]
+    pub request_timeout_ms: u32,
+    /// The longest silence on an open connection, ms: a server that accepts and
+    /// then says nothing is given up after this (and a push socket that hears
+    /// nothing, not even a pong, for this long past a ping is reconnected).
+    #[uniffi(default = 20000)]
+    pub idle_timeout_ms: u32,
+    /// The most disk the downloaded photos (thumbnails and display images) may take,
+    /// MiB; the least recently shown go first.
+    #[uniffi(default = 64)]
+    pub photo_cache_mb: u32,
+    /// Certificate authorities (PEM, one or more) to trust *instead of* the bundled
+    /// public roots: a city network's private or MDM CA. `None`: the public roots.
+    #[uniffi(default = None)]
+    pub trusted_ca_pem: Option<String>,
+}
+
+impl ClientConfig {
+    /// A configuration with every default (for Rust callers; the generated bindings
+    /// have the same defaults).
+    pub fn new(data_dir: &str, server_url: &str, device_name: &str) -> ClientConfig {
+        ClientConfig {
+            data_dir: data_dir.to_owned(),
+            server_url: server_url.to_owned(),
+            device_name: device_name.to_owned(),
+            connect_timeout_ms: 10_000,
+            request_timeout_ms: 300_000,
+            idle_timeout_ms: 20_000,
+            photo_cache_mb: 64,
+            trusted_ca_pem: None,
+        }
+    }
 }
 
 /// The signed-in user.
@@ -72,6 +112,57 @@ pub struct CategoryInfo {
     pub name_en: String,
     /// The team that handles it.
     pub team: String,
+    /// The team's labels.
+    pub team_zh: String,
+    /// The team's English label.
+    pub team_en: String,
+    /// Whether the server dispatches a report of it at once (the operator's
+    /// city-wide ownership rules say `auto`: emergencies, missing manhole covers).
+    pub urgent: bool,
+    /// The time limit of each step (受理, 立案, 派遣, 处置, …) in the catalogue's
+    /// words, e.g. `4 working_hours`.
+    pub limits: Vec<StepLimit>,
+}
+
+/// One step's time limit.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct StepLimit {
+    /// The step: `accept`, `register`, `dispatch`, `handle`, `verify`, `close`, `reply`.
+    pub step: String,
+    /// Its Chinese label (受理, …).
+    pub step_zh: String,
+    /// Its English label.
+    pub step_en: String,
+    /// The limit as the catalogue writes it, e.g. `2 hours`, `4 working_hours`.
+    pub limit: String,
+    /// How many units.
+    pub amount: u32,
+    /// `working_hours`, `working_days` (the clock runs in working time only) or
+    /// `hours` (calendar hours, day and night).
+    pub unit: String,
+}
+
+/// A variant of a photo the server made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PhotoVariant {
+    /// About 320 px, for lists.
+    Thumbnail,
+    /// About 1280 px, for a full-screen view.
+    Display,
+}
+
+/// An action of this device that the workflow ignored once merged with what others
+/// did (another phone handled the case first, a supervisor voided it meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IgnoredAction {
+    /// The case.
+    pub case_id: String,
+    /// The timeline entry.
+    pub entry_id: String,
+    /// The action's identifier (`handle`, …).
+    pub action: String,
+    /// Why the fold ignored it.
+    pub reason: String,
 }
 
 /// A problem reported from the field.
@@ -156,8 +247,16 @@ pub struct CaseSummary {
     pub status: Option<String>,
     /// The status's label, Chinese and English (`待处置 Waiting to be handled`).
     pub status_label: Option<String>,
+    /// The status's Chinese label (`待处置`).
+    pub status_zh: Option<String>,
+    /// The status's English label (`Waiting to be handled`).
+    pub status_en: Option<String>,
     /// The category code.
     pub category: Option<String>,
+    /// The category's Chinese name, from the catalogue this phone holds.
+    pub category_zh: Option<String>,
+    /// The category's English name.
+    pub category_en: Option<String>,
     /// The unit grid.
     pub grid: Option<String>,
     /// The description.
@@ -172,6 +271,9 @@ pub struct CaseSummary {
     pub reported_at_ms: Option<i64>,
     /// When the running step is due.
     pub due_at_ms: Option<i64>,
+    /// Whether the running step is past due (by the server-corrected clock, when
+    /// the list was read).
+    pub overdue: bool,
     /// How many photos.
     pub photo_count: u32,
     /// Local changes not yet on the server.
@@ -188,8 +290,18 @@ pub struct TimelineItem {
     pub id: String,
     /// The action's identifier.
     pub action: String,
+    /// The action's Chinese label (派遣).
+    pub action_zh: String,
+    /// The action's English label.
+    pub action_en: String,
     /// Who.
     pub user: String,
+    /// Their role's identifier (`server` for the server's own entries).
+    pub role: String,
+    /// The role's Chinese label.
+    pub role_zh: String,
+    /// The role's English label.
+    pub role_en: String,
     /// When (the writer's clock).
     pub at_ms: i64,
     /// The note.
@@ -230,8 +342,11 @@ pub struct CaseDetail {
     pub timeline: Vec<TimelineItem>,
     /// The photos.
     pub photos: Vec<PhotoInfo>,
-    /// The actions this user may take now.
+    /// The actions this user may take now (identifiers).
     pub allowed_actions: Vec<String>,
+    /// The same, typed: labels and a [`CaseAction`] to pass to `act`, with what the
+    /// user must still choose.
+    pub actions: Vec<AllowedAction>,
     /// Whether the running step is past due.
     pub overdue: bool,
     /// What is wrong in the document (missing or malformed fields).
@@ -324,11 +439,14 @@ pub struct SyncReport {
     pub evicted: u32,
     /// Documents the server refused, with why.
     pub refused: Vec<String>,
+    /// This device's actions that the workflow ignored, found in this sync (each
+    /// reported once).
+    pub ignored: Vec<IgnoredAction>,
     /// Photos uploaded.
     pub photos_uploaded: u32,
     /// Rounds.
     pub rounds: u32,
-    /// Bytes sent.
+    /// Bytes sent: sync rounds and photo uploads.
     pub bytes_up: u64,
     /// Bytes received.
     pub bytes_down: u64,
@@ -358,4 +476,59 @@ pub struct PendingWork {
 /// A status identifier's label, Chinese and English (`待处置 Waiting to be handled`).
 pub(crate) fn status_label(id: &str) -> Option<String> {
     wangge_sync_core::case::Status::parse(id).map(|s| format!("{} {}", s.name_zh(), s.name_en()))
+}
+
+/// An action the user may take on a case now, ready to pass to `act`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AllowedAction {
+    /// The identifier (`handle`, `dispatch`, …).
+    pub name: String,
+    /// Chinese label (处置).
+    pub name_zh: String,
+    /// English label.
+    pub name_en: String,
+    /// The action with its parameters filled with the usual choice (the category's
+    /// team for a dispatch, `2 working_days` for an extension, approval for a
+    /// decision); change those named in `needs` as the user chooses.
+    pub template: CaseAction,
+    /// The parameters the user chooses: `team`, `assignee`, `extra`, `approved`.
+    pub needs: Vec<String>,
+}
+
+/// Which cases `listCasesWhere` returns. Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct CaseListFilter {
+    /// Dispatched to this user ("my tasks").
+    #[uniffi(default = false)]
+    pub assigned_to_me: bool,
+    /// Reported by this user.
+    #[uniffi(default = false)]
+    pub reported_by_me: bool,
+    /// In one of these statuses (`dispatched`, …); empty: any.
+    #[uniffi(default = [])]
+    pub statuses: Vec<String>,
+    /// The running step is past due.
+    #[uniffi(default = false)]
+    pub overdue: bool,
+    /// With changes not yet on the server.
+    #[uniffi(default = false)]
+    pub unsent: bool,
+    /// In grids whose code starts with this (a community's 12 digits, …).
+    #[uniffi(default = None)]
+    pub grid_prefix: Option<String>,
+    /// How many to skip (paging).
+    #[uniffi(default = 0)]
+    pub offset: u32,
+    /// The most to return (1–500).
+    #[uniffi(default = 50)]
+    pub limit: u32,
+}
+
+/// One page of a case list.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CasePage {
+    /// The cases, newest report first.
+    pub cases: Vec<CaseSummary>,
+    /// How many cases the filter selects in all.
+    pub total: u32,
 }

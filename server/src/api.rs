@@ -9,6 +9,7 @@ mod assessment;
 mod assignments;
 mod blobs;
 mod cases;
+pub(crate) mod catalogue;
 mod console;
 mod error;
 mod extract;
@@ -145,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids/locate", get(locate::locate))
         .route("/v1/grids/outlines", get(locate::outlines))
         .route("/v1/grids/mine", get(locate::grids_mine))
+        .route("/v1/catalogue", get(catalogue::catalogue))
         .route("/v1/routing", get(locate::routing))
         .route("/v1/cases", get(cases::list).post(intake::create))
         .route("/v1/cases/{id}", get(cases::show))

@@ -338,8 +338,15 @@ pub fn view_json(view: &CaseView, row: &CaseRow, now: DateTime<Utc>) -> Value {
             })
         })
         .collect();
+    let steps = serde_json::from_str::<Value>(&row.steps).unwrap_or(Value::Null);
+    // The row keeps its steps as JSON text for the database; the API gives them as
+    // JSON, in the row as at the top (a client should not parse a string twice).
+    let mut case = serde_json::to_value(row).unwrap_or(Value::Null);
+    if let Some(map) = case.as_object_mut() {
+        map.insert("steps".into(), steps.clone());
+    }
     json!({
-        "case": row,
+        "case": case,
         "status_zh": view.status.map(Status::name_zh),
         "status_en": view.status.map(Status::name_en),
         "overdue": view.is_overdue(now),
@@ -348,7 +355,7 @@ pub fn view_json(view: &CaseView, row: &CaseRow, now: DateTime<Utc>) -> Value {
         "pending_extension": view.pending_extension.map(|t| t.to_string()),
         "pending_defer": view.pending_defer,
         "awaiting_reply": view.awaiting_reply,
-        "steps": serde_json::from_str::<Value>(&row.steps).unwrap_or(Value::Null),
+        "steps": steps,
         "timeline": timeline,
         "problems": record.problems.iter().map(|p| json!({ "path": p.path, "reason": p.reason })).collect::<Vec<_>>(),
     })

@@ -146,6 +146,31 @@ impl Drop for Server {
     }
 }
 
+/// The built-in catalogue as `wangge catalog export` writes it, plus `extra`.
+pub fn catalogue_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let exported = wangge_ok(&["catalog", "export"], "");
+    let path = dir.join("catalog.toml");
+    std::fs::write(&path, format!("{exported}\n{extra}")).expect("write");
+    path
+}
+
+/// A city's own team and category (shared bikes, 共享单车), added to the built-in
+/// catalogue by `catalogue.rs` and the phone's catalogue test.
+pub const SHARED_BIKES: &str = r#"
+[[team]]
+id = "bike_operators"
+name_zh = "共享单车企业"
+name_en = "Shared-bike operators"
+external = true
+
+[[category]]
+code = "E0560"
+name_zh = "共享单车乱停放"
+name_en = "Shared bikes parked in the way"
+team = "bike_operators"
+limits = { handle = "4 working_hours" }
+"#;
+
 /// Runs `wangge` with `args` and `stdin`; panics with its output unless it succeeds.
 pub fn wangge_ok(args: &[&str], stdin: &str) -> String {
     use std::io::Write as _;

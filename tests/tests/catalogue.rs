@@ -3,38 +3,17 @@
 //! entry stops the start with a message naming the entry.
 
 use serde_json::json;
-use wangge_tests::{Server, add_user, answer, http, wangge, wangge_ok};
+use wangge_tests::{
+    SHARED_BIKES, Server, add_user, answer, catalogue_file, http, wangge, wangge_ok,
+};
 
 const PASSWORD: &str = "目录-2026-ok";
-
-/// The built-in catalogue as `wangge catalog export` writes it, plus `extra`.
-fn catalogue(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
-    let exported = wangge_ok(&["catalog", "export"], "");
-    let path = dir.join("catalog.toml");
-    std::fs::write(&path, format!("{exported}\n{extra}")).expect("write");
-    path
-}
-
-const SHARED_BIKES: &str = r#"
-[[team]]
-id = "bike_operators"
-name_zh = "共享单车企业"
-name_en = "Shared-bike operators"
-external = true
-
-[[category]]
-code = "E0560"
-name_zh = "共享单车乱停放"
-name_en = "Shared bikes parked in the way"
-team = "bike_operators"
-limits = { handle = "4 working_hours" }
-"#;
 
 #[test]
 fn the_operators_catalogue_is_the_one_the_server_routes_with() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("catalogue.db").display());
-    let path = catalogue(dir.path(), SHARED_BIKES);
+    let path = catalogue_file(dir.path(), SHARED_BIKES);
     wangge_ok(&["catalog", "check", path.to_str().expect("UTF-8")], "");
     add_user(&url, "dispatcher", "city_supervisor", None, "*", PASSWORD);
     let grids = wangge_tests::places::grids_file().display().to_string();
@@ -139,7 +118,7 @@ fn the_operators_catalogue_is_the_one_the_server_routes_with() {
     drop(server);
 
     // A category of a team nobody declared: the start is refused, naming the entry.
-    let broken = catalogue(
+    let broken = catalogue_file(
         dir.path(),
         "[[category]]\ncode = \"E0561\"\nname_zh = \"无主\"\nname_en = \"Nobody's\"\nteam = \"nobody\"\nlimits = { handle = \"1 working_day\" }\n",
     );

@@ -123,6 +123,42 @@ fn concurrent_token_refreshes_keep_the_login() {
 }
 
 #[test]
+fn bounded_waits_against_silent_and_trickling_servers() {
+    run_python("test_waits", &[]);
+}
+
+#[test]
+fn a_dispatch_made_while_the_socket_is_down_is_heard_at_reconnect() {
+    run_python("test_push_missed", &[]);
+}
+
+#[test]
+fn the_operators_catalogue_reaches_the_phone() {
+    // A city's own team and category (as tests/tests/catalogue.rs serves).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = wangge_tests::catalogue_file(dir.path(), wangge_tests::SHARED_BIKES);
+    run_python(
+        "test_catalogue",
+        &[("WANGGE_CATALOG", path.to_str().expect("UTF-8 path"))],
+    );
+}
+
+#[test]
+fn ignored_actions_tls_errors_and_bad_directories_are_reported_as_such() {
+    run_python("test_outcomes", &[]);
+}
+
+#[test]
+fn photos_of_the_cases_on_the_phone_are_shown_online_and_offline() {
+    run_python("test_photo_view", &[]);
+}
+
+#[test]
+fn the_case_list_filters_and_pages_with_labels_and_typed_actions() {
+    run_python("test_case_list", &[]);
+}
+
+#[test]
 fn kotlin_and_swift_bindings_generate() {
     let dir = tempfile::tempdir().expect("temporary directory");
     for language in ["kotlin", "swift"] {

@@ -94,8 +94,21 @@ pub(super) async fn sync(
                 ms = started.elapsed().as_millis() as u64,
                 "sync round"
             );
+            // The catalogue's version: a phone holding another fetches
+            // `/v1/catalogue` after this sync.
+            let catalogue =
+                super::catalogue::served(state.sync.rules.catalog, &state.sync.rules.ownership);
             Ok((
-                [(axum::http::header::CONTENT_TYPE, "application/cbor")],
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/cbor".to_owned(),
+                    ),
+                    (
+                        axum::http::HeaderName::from_static("x-wangge-catalogue"),
+                        catalogue.version.clone(),
+                    ),
+                ],
                 reply,
             )
                 .into_response())

@@ -243,6 +243,30 @@ impl ActionName {
             ActionName::Reply => "回访",
         }
     }
+
+    /// English label, e.g. Dispatch.
+    pub const fn name_en(self) -> &'static str {
+        match self {
+            ActionName::Report => "Report",
+            ActionName::Accept => "Accept",
+            ActionName::Register => "Register",
+            ActionName::Dispatch => "Dispatch",
+            ActionName::Handle => "Handle",
+            ActionName::Verify => "Verify",
+            ActionName::Rework => "Rework",
+            ActionName::Close => "Close",
+            ActionName::Return => "Return",
+            ActionName::RequestExtension => "Request an extension",
+            ActionName::DecideExtension => "Decide the extension",
+            ActionName::RequestDefer => "Request to defer",
+            ActionName::DecideDefer => "Decide the deferral",
+            ActionName::Void => "Void",
+            ActionName::Escalate => "Escalate",
+            ActionName::Reopen => "Reopen",
+            ActionName::Comment => "Comment",
+            ActionName::Reply => "Reply to the caller",
+        }
+    }
 }
 
 impl fmt::Display for ActionName {
