@@ -505,6 +505,44 @@ pub fn to_xlsx(report: &Value) -> Result<Vec<u8>, ExportError> {
     Ok(book.save_to_buffer()?)
 }
 
+/// Writes the facts of the cases stored before assessment existed (migration 0016
+/// added `case_facts`; a case gets its row at its next write): each folded once, its
+/// row inserted unless a write since has put a fresher one. Returns how many were
+/// written. A document that does not load is skipped (and logged), never retried in
+/// the same pass.
+pub async fn backfill_facts(store: &dyn Store, rules: &CaseRules) -> Result<usize, StoreError> {
+    let context = rules.context();
+    let mut seen = std::collections::HashSet::new();
+    let mut written = 0;
+    loop {
+        let ids: Vec<String> = store
+            .facts_missing(500)
+            .await?
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(written);
+        }
+        for id in ids {
+            let doc = match crate::writes::load_stored(store, &id).await {
+                Ok(Some(doc)) => doc,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(case = %id, %error, "assessment backfill: skipped");
+                    continue;
+                }
+            };
+            let view = wangge_sync_core::case::CaseDocument::from_automerge(doc).fold(&context);
+            let row = crate::cases::case_row(&id, &view, crate::writes::now_ms());
+            if let Some(facts) = crate::cases::facts_row(&row, &view) {
+                store.facts_insert_missing(&facts).await?;
+                written += 1;
+            }
+        }
+    }
+}
+
 /// The rules file: the operator's TOML named by `WANGGE_ASSESSMENT` (validated; an
 /// error names the table and indicator), else the built-in one.
 pub fn rules_from_env() -> Result<AssessmentRules, String> {

@@ -606,3 +606,83 @@ async fn a_case_list_is_the_scope_newest_first_page_by_page() {
         assert_eq!(list(own).await, expected, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn cases_stored_before_assessment_get_their_facts_once() {
+    use wangge_server::store::assessment::GroupBy;
+    use wangge_sync_core::case::{CaseDocument, NewCase, Source};
+    use wangge_sync_core::sync::DocKind;
+    use wangge_sync_core::sync::server::DocWrite;
+    let rules = common::case_rules();
+    for Fresh { store, .. } in backends().await {
+        let backend = store.backend();
+        let actor = wangge_sync_core::role::Actor {
+            user: "o1".into(),
+            role: wangge_sync_core::role::Role::EnforcementOfficer,
+            team: Some(wangge_sync_core::catalog::TeamId::new("enforcement").expect("team")),
+            scope: "410102001001".parse().expect("scope"),
+            device: format!("{:032x}", 1),
+        };
+        let new = NewCase {
+            id: "old-case".into(),
+            category: "E0102".parse().expect("category"),
+            location: wangge_sync_core::document::Position {
+                lon: 113.66,
+                lat: 34.75,
+                accuracy_m: Some(5.0),
+            },
+            grid: Some("410102001001001".parse().expect("grid")),
+            address: String::new(),
+            description: "暴露垃圾".into(),
+            source: Source::Patrol,
+            source_ref: None,
+            caller: None,
+        };
+        // 2026-11-18, Zhengzhou time.
+        let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
+        let case = CaseDocument::create(&new, &actor, "e0", at).expect("case");
+        let doc = case.automerge();
+        let write = DocWrite {
+            id: "old-case".into(),
+            kind: DocKind::Case,
+            changes: vec![doc.save()],
+            meta: wangge_sync_core::sync::DocMeta::default(),
+            heads: doc.get_heads(),
+            merged: None,
+        };
+        // Stored with its row and without facts, as before migration 0016.
+        let mut row = case_row(0, "410102001001001", "o1", None);
+        row.id = "old-case".into();
+        store
+            .document_write(&write, None, &FixedRow(row), 0)
+            .await
+            .expect("write");
+        let months = ["2026-11".to_owned()];
+        let sums = || store.assessment_sums(&months, GroupBy::District, "");
+        assert!(sums().await.expect("sums").is_empty(), "{backend:?}");
+        assert_eq!(
+            store.facts_missing(10).await.expect("missing"),
+            ["old-case"]
+        );
+        let written = wangge_server::assessment::backfill_facts(store.as_ref(), &rules)
+            .await
+            .expect("backfill");
+        assert_eq!(written, 1, "{backend:?}");
+        let after = sums().await.expect("sums");
+        assert_eq!(after.len(), 1, "{backend:?}: {after:?}");
+        assert_eq!(after[0].unit, "410102");
+        assert_eq!(
+            (
+                after[0].counts.reports,
+                after[0].counts.problems,
+                after[0].counts.own_found
+            ),
+            (1, 1, 1),
+            "{backend:?}"
+        );
+        let again = wangge_server::assessment::backfill_facts(store.as_ref(), &rules)
+            .await
+            .expect("backfill");
+        assert_eq!(again, 0, "{backend:?}: once");
+    }
+}

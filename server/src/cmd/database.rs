@@ -262,6 +262,18 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
                 .serving_https(settings.tls.is_some()),
         ),
     };
+    tokio::spawn({
+        let state = state.clone();
+        async move {
+            match wangge_server::assessment::backfill_facts(state.store.as_ref(), &state.sync.rules)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cases = n, "assessment facts written for older cases"),
+                Err(error) => tracing::error!(%error, "assessment backfill failed"),
+            }
+        }
+    });
     let escalate_every = config::escalate_every_from_env().map_err(anyhow::Error::msg)?;
     tokio::spawn(escalate_periodically(state.clone(), escalate_every));
     tokio::spawn(collect_photos_periodically(state.clone()));

@@ -128,6 +128,12 @@ pub trait AssessmentStore {
         by: GroupBy,
         within: &'a str,
     ) -> StoreFuture<'a, Vec<SumsRow>>;
+    /// Cases with a valid report and no facts row (stored before migration 0016), at
+    /// most `limit`, by id.
+    fn facts_missing(&self, limit: i64) -> StoreFuture<'_, Vec<String>>;
+    /// Writes a case's facts unless it has a row already (a sync write since then
+    /// wrote a fresher one).
+    fn facts_insert_missing<'a>(&'a self, row: &'a FactsRow) -> StoreFuture<'a, ()>;
     /// Stores a published report; `false` when that period and unit was published
     /// already (a published report never changes).
     fn report_publish<'a>(&'a self, row: &'a ReportRow) -> StoreFuture<'a, bool>;
@@ -161,6 +167,16 @@ macro_rules! impl_assessment_store {
             tx: &mut sqlx::Transaction<'_, sqlx::$db>,
             case_id: &str,
             facts: Option<&$crate::store::assessment::FactsRow>,
+        ) -> Result<(), $crate::store::StoreError> {
+            write_facts_or_keep(tx, case_id, facts, true).await
+        }
+
+        /// [`write_facts`]; with `overwrite` false an existing row stays.
+        async fn write_facts_or_keep(
+            tx: &mut sqlx::Transaction<'_, sqlx::$db>,
+            case_id: &str,
+            facts: Option<&$crate::store::assessment::FactsRow>,
+            overwrite: bool,
         ) -> Result<(), $crate::store::StoreError> {
             let Some(f) = facts else {
                 sqlx::query("DELETE FROM case_facts WHERE case_id = $1")
@@ -203,10 +219,14 @@ macro_rules! impl_assessment_store {
             .chain(fields.iter())
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
-            q.push(format!(
-                " ON CONFLICT (case_id) DO UPDATE SET {}",
-                updates.join(", ")
-            ));
+            if overwrite {
+                q.push(format!(
+                    " ON CONFLICT (case_id) DO UPDATE SET {}",
+                    updates.join(", ")
+                ));
+            } else {
+                q.push(" ON CONFLICT (case_id) DO NOTHING");
+            }
             q.build().execute(&mut **tx).await?;
             Ok(())
         }
@@ -312,6 +332,33 @@ macro_rules! impl_assessment_store {
                         )
                         .collect();
                     Ok(out)
+                })
+            }
+
+            fn facts_missing(&self, limit: i64) -> $crate::store::StoreFuture<'_, Vec<String>> {
+                Box::pin(async move {
+                    let ids: Vec<(String,)> = sqlx::query_as(
+                        "SELECT c.id FROM cases c LEFT JOIN case_facts f ON f.case_id = c.id
+                         WHERE c.status IS NOT NULL AND f.case_id IS NULL
+                         ORDER BY c.id LIMIT $1",
+                    )
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(ids.into_iter().map(|(id,)| id).collect())
+                })
+            }
+
+            fn facts_insert_missing<'a>(
+                &'a self,
+                row: &'a $crate::store::assessment::FactsRow,
+            ) -> $crate::store::StoreFuture<'a, ()> {
+                Box::pin(async move {
+                    let _turn = self.write_turn().await;
+                    let mut tx = self.pool.begin().await?;
+                    write_facts_or_keep(&mut tx, &row.case_id, Some(row), false).await?;
+                    tx.commit().await?;
+                    Ok(())
                 })
             }
 
