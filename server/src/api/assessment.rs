@@ -428,8 +428,10 @@ struct FindingBody {
 /// `POST /v1/assessment/spot-checks`: a supervisor's spot check of an area. Each
 /// problem found is either a case already reported (named by id; it must be in the
 /// area and reported before the check) or a new case of source `spot_check`, taken
-/// in like a call (located, routed, dispatched). Nothing is stored when any finding
-/// is refused.
+/// in like a call (located, routed, dispatched). A finding that does not check out
+/// (a case outside the area or reported after the check, a malformed problem) stores
+/// nothing; a missed problem the intake refuses stops there, the ones taken in before
+/// it stay and the check is recorded with them (the error says so).
 pub(super) async fn spot_check(
     State(state): State<AppState>,
     Caller(claims): Caller,
