@@ -98,7 +98,8 @@ async function login(event) {
     document.getElementById("login-password").value = "";
     await start(answer);
   } catch (e) {
-    showLogin(e instanceof ApiError ? e.message : String(e));
+    const word = e instanceof ApiError ? t(`error_${e.code}`) : "";
+    showLogin(word && word !== `error_${e.code}` ? word : e instanceof ApiError ? e.message : String(e));
   }
 }
 

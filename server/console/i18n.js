@@ -72,6 +72,10 @@ const WORDS = {
   reject: ["不合格", "Reject"],
   reason: ["理由", "Reason"],
   reason_needed: ["不合格需填写理由", "A rejection needs a reason"],
+  // Login refusals by the API's error code; other codes show the server's message.
+  error_bad_credentials: ["账号或密码错误", "Wrong account or password"],
+  error_too_many_attempts: ["尝试次数过多，请稍后再试", "Too many attempts: try again later"],
+  error_account_disabled: ["账号已停用", "This account is disabled"],
   reviews: ["审核记录", "Reviews"],
   anomalies: ["异常", "Anomalies"],
   missed: ["未巡网格", "Missed grids"],

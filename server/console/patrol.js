@@ -27,7 +27,8 @@ export function initPatrol(mayReview) {
     openId = null;
     load();
   });
-  onChange(render);
+  // An open log is drawn again in the new language, not only the list behind it.
+  onChange(() => (openId ? openLog(openId) : render()));
 }
 
 export async function load() {

@@ -436,6 +436,7 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
         "the refusal",
     );
     assert!(browser.text("h2").contains("登录"));
+    assert_eq!(browser.text("#login-error"), "账号或密码错误");
     browser.screenshot(&shots.join("01-login.png"));
     no_errors("on the login page");
 
