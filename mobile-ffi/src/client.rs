@@ -104,6 +104,9 @@ pub(crate) struct Inner {
     /// Set when a write may have left dispatches the app was not told of (the push
     /// thread looks at the store only then).
     pub(crate) notices_waiting: AtomicBool,
+    /// Set once the server said this device is revoked (and the store was wiped):
+    /// a call that then finds the store closed is told why.
+    pub(crate) was_revoked: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -454,6 +457,7 @@ impl FieldClient {
             http: Http::new(&config.server_url, waits, trust),
             photo_cache_bytes: u64::from(config.photo_cache_mb) << 20,
             notices_waiting: AtomicBool::new(true),
+            was_revoked: AtomicBool::new(false),
             store: Mutex::new(Some(store)),
             session: Mutex::new(DeviceSession::new(Limits::default(), rand::random())),
             clock,
@@ -769,6 +773,7 @@ impl Inner {
 
     /// The device was revoked: wipe, and say so.
     pub(crate) fn revoked(&self) -> FieldError {
+        self.was_revoked.store(true, Ordering::SeqCst);
         if let Err(e) = self.wipe() {
             tracing::error!(error = %e, "wiping a revoked device failed");
         }
@@ -1626,6 +1631,9 @@ impl Inner {
             match self.refresh_catalogue() {
                 Ok(()) => {}
                 Err(FieldError::Offline { .. }) => report.outcome = SyncOutcome::Partial,
+                // Revoked between the rounds and this fetch: the store is wiped
+                // already, and the caller must hear why (not a later `Closed`).
+                Err(FieldError::DeviceRevoked) => return Err(FieldError::DeviceRevoked),
                 // The documents are stored; the old catalogue serves until the next
                 // sync tries again.
                 Err(e) => tracing::warn!(error = %e, "the server's catalogue was not taken"),

@@ -219,6 +219,13 @@ fn connect_and_read(inner: &Inner, listener: &dyn PushListener, stop: &AtomicBoo
             listener.on_revoked();
             return Ended::Over;
         }
+        // Revoked by an answer the sync swallowed on its way (the store is wiped):
+        // the app must hear it, not just that the socket went.
+        Err(FieldError::Closed) if inner.was_revoked.load(Ordering::SeqCst) => {
+            let _ = socket.close(None);
+            listener.on_revoked();
+            return Ended::Over;
+        }
         Err(FieldError::NotLoggedIn | FieldError::SessionExpired { .. } | FieldError::Closed) => {
             // The session is over: say the socket is gone before stopping for good.
             let _ = socket.close(None);

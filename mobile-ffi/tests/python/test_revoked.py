@@ -5,7 +5,7 @@ import os
 import subprocess
 import unittest
 
-from helpers import PASSWORD, Listener, client, ffi, fix, new_dir, run
+from helpers import PASSWORD, Listener, api, client, ffi, fix, new_dir, run
 
 
 def revoke(device_id):
@@ -58,6 +58,17 @@ class Revoked(unittest.TestCase):
         fresh = client(data_dir)
         self.assertIsNone(fresh.session())
         self.assertEqual(fresh.list_cases(), [])
+        status, body = api(
+            "POST",
+            "/v1/auth/login",
+            body={
+                "user": "maint",
+                "password": PASSWORD,
+                "device": {"id": who.device_id, "name": "phone"},
+            },
+        )
+        self.assertEqual(status, 401, body)
+        self.assertEqual(body["error"]["code"], "device_revoked")
 
 
 if __name__ == "__main__":
