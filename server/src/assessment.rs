@@ -30,19 +30,22 @@ pub enum ReportLevel {
     Team,
     /// People who handled cases.
     Handler,
-    /// People who reported problems.
+    /// Information supervisors (信息监督员): who reported, accepted and checked.
     Reporter,
+    /// People who dispatched cases.
+    Dispatcher,
 }
 
 impl ReportLevel {
     /// Every level.
-    pub const ALL: [ReportLevel; 6] = [
+    pub const ALL: [ReportLevel; 7] = [
         ReportLevel::District,
         ReportLevel::Street,
         ReportLevel::Community,
         ReportLevel::Team,
         ReportLevel::Handler,
         ReportLevel::Reporter,
+        ReportLevel::Dispatcher,
     ];
 
     /// The identifier in queries and JSON.
@@ -54,6 +57,7 @@ impl ReportLevel {
             ReportLevel::Team => "team",
             ReportLevel::Handler => "handler",
             ReportLevel::Reporter => "reporter",
+            ReportLevel::Dispatcher => "dispatcher",
         }
     }
 
@@ -70,6 +74,7 @@ impl ReportLevel {
             ReportLevel::Team => UnitKind::Team,
             ReportLevel::Handler => UnitKind::Handler,
             ReportLevel::Reporter => UnitKind::Reporter,
+            ReportLevel::Dispatcher => UnitKind::Dispatcher,
         }
     }
 
@@ -81,6 +86,7 @@ impl ReportLevel {
             ReportLevel::Team => GroupBy::Team,
             ReportLevel::Handler => GroupBy::Handler,
             ReportLevel::Reporter => GroupBy::Reporter,
+            ReportLevel::Dispatcher => GroupBy::Dispatcher,
         }
     }
 
@@ -161,7 +167,22 @@ pub async fn compute(
     let rows = store
         .assessment_sums(&months, level.group(), within)
         .await?;
+    // A supervisor's acceptances and checks are sums over the cases they accepted
+    // and checked, each its own grouping.
+    let mut supervised: BTreeMap<String, (Counts, Counts)> = BTreeMap::new();
+    if level == ReportLevel::Reporter {
+        for (by, accepted) in [(GroupBy::Accepter, true), (GroupBy::Checker, false)] {
+            for row in store.assessment_sums(&months, by, within).await? {
+                let entry = supervised.entry(row.unit).or_default();
+                let sums = if accepted { &mut entry.0 } else { &mut entry.1 };
+                sums.add(&row.counts);
+            }
+        }
+    }
     let mut groups: BTreeMap<String, Vec<(Level, Counts)>> = BTreeMap::new();
+    for unit in supervised.keys() {
+        groups.entry(unit.clone()).or_default();
+    }
     for row in rows {
         let case_level = match row.level.as_str() {
             "district" => Level::District,
@@ -206,23 +227,21 @@ pub async fn compute(
     let mut counted: BTreeMap<String, UnitCounts> = BTreeMap::new();
     let mut scored = Vec::new();
     for (unit, list) in groups {
+        let mut sum = Counts::default();
+        for (_, c) in &list {
+            sum.add(c);
+        }
         let mut counts = match unit_level {
             Some(l) => UnitCounts::of_region(l, &list),
-            None => {
-                let mut sum = Counts::default();
-                for (_, c) in &list {
-                    sum.add(c);
-                }
-                UnitCounts::of(sum)
+            None if kind == UnitKind::Reporter => {
+                let (accepted, checked) = supervised.get(&unit).copied().unwrap_or_default();
+                UnitCounts::of_supervisor(&sum, &accepted, &checked)
             }
+            None => UnitCounts::of(sum),
         };
         counts.coverage = coverage.get(&unit).copied();
         let score = rules.score(kind, &counts, unit_level);
-        let cases = if kind == UnitKind::Reporter {
-            counts.all.reports
-        } else {
-            counts.all.problems
-        };
+        let cases = counts.cases(kind);
         scored.push((unit.clone(), score, cases));
         counted.insert(unit, counts);
     }
@@ -309,7 +328,7 @@ impl Names {
                     format!("{} {}", t.name_zh, t.name_en),
                 )
             })),
-            ReportLevel::Handler | ReportLevel::Reporter => names.extend(
+            ReportLevel::Handler | ReportLevel::Reporter | ReportLevel::Dispatcher => names.extend(
                 store
                     .users()
                     .await?

@@ -195,6 +195,9 @@ pub fn facts_row(row: &CaseRow, view: &CaseView) -> Option<FactsRow> {
         team: row.team.clone(),
         handler: facts.handler,
         reporter: row.reporter.clone(),
+        accepter: facts.accepter,
+        checker: facts.checker,
+        dispatcher: facts.dispatcher,
         counts: facts.counts,
     })
 }

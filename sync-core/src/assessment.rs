@@ -17,7 +17,7 @@ use crate::calendar::{from_local, to_local};
 use crate::case::fold::Outcome;
 use crate::case::{Action, ActionName, CaseView, Source, Status};
 use crate::catalog::Step;
-use crate::role::Level;
+use crate::role::{Level, Role};
 
 /// The built-in rules.
 pub const DEFAULT_RULES: &str = include_str!("assessment/default.toml");
@@ -32,6 +32,14 @@ pub struct CaseFacts {
     pub level: Option<Level>,
     /// The user whose handling stood (the last applied handle), for people's scores.
     pub handler: Option<String>,
+    /// The person whose acceptance (受理/核实) stood: the last applied accept.
+    pub accepter: Option<String>,
+    /// The person who checked the result (核查) last: the last applied verify or
+    /// rework.
+    pub checker: Option<String>,
+    /// The person who dispatched it first (派遣); `None` when the server's
+    /// automation did, which is no one's work to rank.
+    pub dispatcher: Option<String>,
     /// The sums it adds to.
     pub counts: Counts,
 }
@@ -72,11 +80,22 @@ pub struct Counts {
     pub replied: u64,
     /// Of those replied to, the caller satisfied (满意数).
     pub satisfied: u64,
+    /// Problems whose report was accepted as real (核实数), counted for the accepter.
+    pub accepted: u64,
+    /// Of those, every acceptance within its time limit (按时核实数).
+    pub accepted_on_time: u64,
+    /// Handled problems whose result was checked on site (核查数), for the checker.
+    pub checked: u64,
+    /// Of those, every check within its time limit (按时核查数).
+    pub checked_on_time: u64,
+    /// Dispatched problems that a team returned (退回) as not theirs: the first
+    /// dispatch was wrong (counted for the dispatcher).
+    pub dispatch_returned: u64,
 }
 
 impl Counts {
     /// The field names, in the order of the struct (SQL columns use them too).
-    pub const FIELDS: [&'static str; 16] = [
+    pub const FIELDS: [&'static str; 21] = [
         "reports",
         "problems",
         "own_found",
@@ -93,10 +112,15 @@ impl Counts {
         "reply_due",
         "replied",
         "satisfied",
+        "accepted",
+        "accepted_on_time",
+        "checked",
+        "checked_on_time",
+        "dispatch_returned",
     ];
 
     /// The values in the order of [`Counts::FIELDS`].
-    pub const fn values(&self) -> [u64; 16] {
+    pub const fn values(&self) -> [u64; 21] {
         [
             self.reports,
             self.problems,
@@ -114,11 +138,16 @@ impl Counts {
             self.reply_due,
             self.replied,
             self.satisfied,
+            self.accepted,
+            self.accepted_on_time,
+            self.checked,
+            self.checked_on_time,
+            self.dispatch_returned,
         ]
     }
 
     /// Counts from values in the order of [`Counts::FIELDS`].
-    pub const fn from_values(v: [u64; 16]) -> Counts {
+    pub const fn from_values(v: [u64; 21]) -> Counts {
         Counts {
             reports: v[0],
             problems: v[1],
@@ -136,6 +165,11 @@ impl Counts {
             reply_due: v[13],
             replied: v[14],
             satisfied: v[15],
+            accepted: v[16],
+            accepted_on_time: v[17],
+            checked: v[18],
+            checked_on_time: v[19],
+            dispatch_returned: v[20],
         }
     }
 
@@ -165,6 +199,9 @@ impl CaseFacts {
             ..Counts::default()
         };
         let mut handler = None;
+        let mut accepter = None;
+        let mut checker = None;
+        let mut dispatcher = None;
         if status != Status::Voided {
             c.problems = 1;
             c.own_found = u64::from(view.record.source == Some(Source::Patrol));
@@ -179,6 +216,14 @@ impl CaseFacts {
                     .iter()
                     .filter(move |s| s.step == step && s.finished.is_some())
             };
+            c.accepted = u64::from(applied(ActionName::Accept));
+            c.accepted_on_time = u64::from(
+                c.accepted == 1 && finished(Step::Accept).all(|s| s.on_time() == Some(true)),
+            );
+            c.checked = u64::from(applied(ActionName::Verify) || applied(ActionName::Rework));
+            c.checked_on_time = u64::from(
+                c.checked == 1 && finished(Step::Verify).all(|s| s.on_time() == Some(true)),
+            );
             c.registered = u64::from(applied(ActionName::Register));
             if c.registered == 1 {
                 c.dispatched = u64::from(view.counts.dispatches > 0);
@@ -203,8 +248,10 @@ impl CaseFacts {
                             .all(|s| s.on_time() == Some(true)),
                 );
             }
-            // Escalations, replayed: who raised the case out of each level.
+            // Escalations, replayed: who raised the case out of each level; and who
+            // accepted, dispatched first, handled and checked.
             let mut level = Level::Street;
+            let mut first_dispatch_seen = false;
             for folded in &view.entries {
                 let (Outcome::Applied, Some(entry)) = (&folded.outcome, &folded.entry) else {
                     continue;
@@ -221,6 +268,18 @@ impl CaseFacts {
                         level = level.up().unwrap_or(Level::City);
                     }
                     Action::Handle => handler = Some(entry.actor.user.clone()),
+                    Action::Accept => accepter = Some(entry.actor.user.clone()),
+                    Action::Verify | Action::Rework => checker = Some(entry.actor.user.clone()),
+                    Action::Dispatch { .. } if !first_dispatch_seen => {
+                        first_dispatch_seen = true;
+                        dispatcher =
+                            (entry.actor.role != Role::Server).then(|| entry.actor.user.clone());
+                    }
+                    // A team's return says the dispatch was wrong; the server's (the
+                    // category or place changed after it) does not.
+                    Action::Return if entry.actor.role != Role::Server => {
+                        c.dispatch_returned = u64::from(c.dispatched == 1);
+                    }
                     _ => {}
                 }
             }
@@ -246,6 +305,9 @@ impl CaseFacts {
             month: Some(month),
             level: Some(view.level),
             handler,
+            accepter,
+            checker,
+            dispatcher,
             counts: c,
         }
     }
@@ -367,17 +429,21 @@ pub enum UnitKind {
     Team,
     /// A person who handled cases (处置人员).
     Handler,
-    /// A person who reported problems (信息监督员).
+    /// A person who reported problems and accepted and checked them on site
+    /// (信息监督员).
     Reporter,
+    /// A person who dispatched cases (派遣员 / 值班长).
+    Dispatcher,
 }
 
 impl UnitKind {
     /// Every kind.
-    pub const ALL: [UnitKind; 4] = [
+    pub const ALL: [UnitKind; 5] = [
         UnitKind::Region,
         UnitKind::Team,
         UnitKind::Handler,
         UnitKind::Reporter,
+        UnitKind::Dispatcher,
     ];
 
     /// The identifier in TOML and JSON.
@@ -387,6 +453,7 @@ impl UnitKind {
             UnitKind::Team => "team",
             UnitKind::Handler => "handler",
             UnitKind::Reporter => "reporter",
+            UnitKind::Dispatcher => "dispatcher",
         }
     }
 }
@@ -422,11 +489,17 @@ pub enum Indicator {
     SatisfactionRate,
     /// 有效上报率: problems / reports.
     ValidReportRate,
+    /// 按时核实率: accepted on time / accepted.
+    OnTimeAcceptRate,
+    /// 按时核查率: checked on time / checked.
+    OnTimeCheckRate,
+    /// 准确派遣率: dispatched and not returned / dispatched.
+    AccurateDispatchRate,
 }
 
 impl Indicator {
     /// Every indicator.
-    pub const ALL: [Indicator; 13] = [
+    pub const ALL: [Indicator; 16] = [
         Indicator::DispatchRate,
         Indicator::OnTimeDispatchRate,
         Indicator::CloseRate,
@@ -440,6 +513,9 @@ impl Indicator {
         Indicator::ReplyRate,
         Indicator::SatisfactionRate,
         Indicator::ValidReportRate,
+        Indicator::OnTimeAcceptRate,
+        Indicator::OnTimeCheckRate,
+        Indicator::AccurateDispatchRate,
     ];
 
     /// The identifier in TOML, JSON and CSV.
@@ -458,6 +534,9 @@ impl Indicator {
             Indicator::ReplyRate => "reply_rate",
             Indicator::SatisfactionRate => "satisfaction_rate",
             Indicator::ValidReportRate => "valid_report_rate",
+            Indicator::OnTimeAcceptRate => "on_time_accept_rate",
+            Indicator::OnTimeCheckRate => "on_time_check_rate",
+            Indicator::AccurateDispatchRate => "accurate_dispatch_rate",
         }
     }
 
@@ -477,6 +556,9 @@ impl Indicator {
             Indicator::ReplyRate => "回访率",
             Indicator::SatisfactionRate => "满意率",
             Indicator::ValidReportRate => "有效上报率",
+            Indicator::OnTimeAcceptRate => "按时核实率",
+            Indicator::OnTimeCheckRate => "按时核查率",
+            Indicator::AccurateDispatchRate => "准确派遣率",
         }
     }
 
@@ -496,6 +578,9 @@ impl Indicator {
             Indicator::ReplyRate => "Reply rate",
             Indicator::SatisfactionRate => "Satisfaction rate",
             Indicator::ValidReportRate => "Valid report rate",
+            Indicator::OnTimeAcceptRate => "On-time acceptance rate",
+            Indicator::OnTimeCheckRate => "On-time check rate",
+            Indicator::AccurateDispatchRate => "Accurate dispatch rate",
         }
     }
 
@@ -578,6 +663,34 @@ impl UnitCounts {
         }
     }
 
+    /// A supervisor's (信息监督员) counts: the reports of the cases they reported, the
+    /// acceptances of those they accepted, the checks of those they checked. Each
+    /// argument sums every field of its cases; only that part is the person's work.
+    pub fn of_supervisor(reported: &Counts, accepted: &Counts, checked: &Counts) -> UnitCounts {
+        UnitCounts::of(Counts {
+            reports: reported.reports,
+            problems: reported.problems,
+            own_found: reported.own_found,
+            accepted: accepted.accepted,
+            accepted_on_time: accepted.accepted_on_time,
+            checked: checked.checked,
+            checked_on_time: checked.checked_on_time,
+            ..Counts::default()
+        })
+    }
+
+    /// How many cases a unit of `kind` is judged on (the small-sample rule): a
+    /// region's, team's or handler's problems; a supervisor's reports, acceptances
+    /// and checks; a dispatcher's dispatches.
+    pub fn cases(&self, kind: UnitKind) -> u64 {
+        let a = &self.all;
+        match kind {
+            UnitKind::Region | UnitKind::Team | UnitKind::Handler => a.problems,
+            UnitKind::Reporter => a.reports + a.accepted + a.checked,
+            UnitKind::Dispatcher => a.dispatched,
+        }
+    }
+
     /// The fraction of `indicator` for a unit at `unit_level` (regions) or `None`
     /// (teams and people).
     pub fn fraction(&self, indicator: Indicator, unit_level: Option<Level>) -> Fraction {
@@ -610,6 +723,14 @@ impl UnitCounts {
             Indicator::ReplyRate => f(self.all.replied, self.all.reply_due),
             Indicator::SatisfactionRate => f(self.all.satisfied, self.all.replied),
             Indicator::ValidReportRate => f(self.all.problems, self.all.reports),
+            Indicator::OnTimeAcceptRate => f(self.all.accepted_on_time, self.all.accepted),
+            Indicator::OnTimeCheckRate => f(self.all.checked_on_time, self.all.checked),
+            Indicator::AccurateDispatchRate => f(
+                self.all
+                    .dispatched
+                    .saturating_sub(self.all.dispatch_returned),
+                self.all.dispatched,
+            ),
         }
     }
 }
@@ -675,6 +796,7 @@ struct RulesFile {
     team: Option<BTreeMap<String, f64>>,
     handler: Option<BTreeMap<String, f64>>,
     reporter: Option<BTreeMap<String, f64>>,
+    dispatcher: Option<BTreeMap<String, f64>>,
 }
 
 impl AssessmentRules {
@@ -706,6 +828,7 @@ impl AssessmentRules {
             (UnitKind::Team, file.team),
             (UnitKind::Handler, file.handler),
             (UnitKind::Reporter, file.reporter),
+            (UnitKind::Dispatcher, file.dispatcher),
         ] {
             let table = table.ok_or(RulesError::MissingKind(kind.as_str()))?;
             let mut list = Vec::new();

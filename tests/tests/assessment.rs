@@ -187,6 +187,7 @@ fn a_month_of_two_streets_is_rated_ranked_published_and_kept_as_published() {
         add("other_sup", "district_supervisor", None, "410102");
         add("city", "city_supervisor", None, "*");
         add("hotline", "hotline_operator", None, "*");
+        add("admin", "admin", None, "*");
         let server = Server::start(
             url,
             &[("WANGGE_ASSESSMENT", rules.to_str().expect("UTF-8"))],
@@ -241,6 +242,11 @@ fn a_month_of_two_streets_is_rated_ranked_published_and_kept_as_published() {
             let m = i64::try_from(n).expect("n") * 10;
             w.lead1.act(id, dispatch_to("w1"), 3 + m + 100);
         }
+        w.sync_all(&server);
+        // d3 was not w2's to handle: returned (退回), and lead2 dispatches it again.
+        w.w2.act("d3", Action::Return, 150);
+        w.sync_all(&server);
+        w.lead2.act("d3", dispatch_to("w2"), 160);
         w.sync_all(&server);
 
         // Handled: on time, except c3 (a month late); c2 is reworked once; c4 waits.
@@ -366,18 +372,71 @@ fn a_month_of_two_streets_is_rated_ranked_published_and_kept_as_published() {
         assert_eq!(s2["flag"], Value::Null, "{backend}");
         assert_eq!(report["ranked"], 2, "{backend}");
 
-        // People: the reporters. o1 reported 7 (6 stood), o2 3, the hotline only 2:
-        // too few to rank (the operator's minimum is 3).
+        // People: the information supervisors. o1 reported 7 (6 stood), o2 3, the
+        // hotline only 2: too few to rank (the operator's minimum is 3). The cases were
+        // reported on a Wednesday at 19:06, after hours: every clock started at 08:30
+        // on Thursday, so each acceptance (核实, lead1 8, lead2 3, all that evening)
+        // and each check (核查, sup 8: c2 twice, a rework and a pass; c3 ten minutes
+        // after its late handling) was in time.
         let (status, people) = get(
             &server,
             &w.sup,
             &format!("/v1/assessment?period=2026-11&level=reporter&within={DISTRICT}"),
         );
         assert_eq!(status, 200, "{backend}: {people}");
-        assert_eq!(fraction(line(&people, "o1"), "valid_report_rate"), (6, 7));
+        let o1_line = line(&people, "o1");
+        assert_eq!(fraction(o1_line, "valid_report_rate"), (6, 7));
+        assert_eq!(fraction(o1_line, "on_time_accept_rate"), (0, 0));
+        let lead1_line = line(&people, "lead1");
+        assert_eq!(fraction(lead1_line, "on_time_accept_rate"), (8, 8));
+        assert_eq!(fraction(lead1_line, "valid_report_rate"), (0, 0));
+        assert_eq!(
+            fraction(line(&people, "lead2"), "on_time_accept_rate"),
+            (3, 3)
+        );
+        let sup_line = line(&people, "sup");
+        assert_eq!(
+            fraction(sup_line, "on_time_check_rate"),
+            (8, 8),
+            "{backend}"
+        );
+        assert_eq!(sup_line["cases"], 8, "{backend}");
+        // o1: only the valid reports have a denominator: 6/7 of 100.
+        let o1_score = o1_line["score"].as_f64().expect("score");
+        assert!(
+            (o1_score - 600.0 / 7.0).abs() < 0.051,
+            "{backend}: {o1_score}"
+        );
         let hot = line(&people, "hotline");
         assert_eq!(hot["rank"], Value::Null, "{backend}");
         assert_eq!(hot["unranked"], "too_few_cases", "{backend}");
+        // Dispatchers (准确派遣率, 按时派遣率): lead1 dispatched six, each to the right
+        // team in time; lead2 three in time, one of them (d3) returned. Its second
+        // dispatch is lead2's too, but only the first is judged.
+        let (status, dispatchers) = get(
+            &server,
+            &w.sup,
+            &format!("/v1/assessment?period=2026-11&level=dispatcher&within={DISTRICT}"),
+        );
+        assert_eq!(status, 200, "{backend}: {dispatchers}");
+        let lead1_d = line(&dispatchers, "lead1");
+        let lead2_d = line(&dispatchers, "lead2");
+        assert_eq!(fraction(lead1_d, "accurate_dispatch_rate"), (6, 6));
+        assert_eq!(fraction(lead1_d, "on_time_dispatch_rate"), (6, 6));
+        assert_eq!(
+            fraction(lead2_d, "accurate_dispatch_rate"),
+            (2, 3),
+            "{backend}"
+        );
+        assert_eq!(fraction(lead2_d, "on_time_dispatch_rate"), (3, 3));
+        // (50 · 2/3 + 50 · 1) / 100 · 100 = 83.3.
+        assert_eq!(lead2_d["score"], 83.3, "{backend}: {dispatchers}");
+        assert_eq!(
+            (lead1_d["rank"].as_u64(), lead2_d["rank"].as_u64()),
+            (Some(1), Some(2)),
+            "{backend}"
+        );
+        assert_eq!(dispatchers["units"].as_array().map(Vec::len), Some(2));
         // Handlers: w1's handling of c2 stood the second time; c3 was late.
         let (status, handlers) = get(
             &server,
@@ -547,6 +606,15 @@ fn a_month_of_two_streets_is_rated_ranked_published_and_kept_as_published() {
             &format!("/v1/assessment?period=2026-11&level=street&within={DISTRICT}"),
         );
         assert_eq!((status, code(&body)), (403, "out_of_scope"), "{backend}");
+        // The administrator reads the city's ranking like the city's supervisors.
+        let admin = login("admin");
+        let (status, body) = get(
+            &server,
+            &admin,
+            &format!("/v1/assessment?period=2026-11&level=street&within={DISTRICT}"),
+        );
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body["ranked"], 2, "{backend}");
         for phone in [&w.o1, &w.w1, &w.lead1, &w.hotline] {
             let (status, body) = get(&server, phone, "/v1/assessment?period=2026-11");
             assert_eq!(

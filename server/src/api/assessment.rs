@@ -85,7 +85,7 @@ fn out_of_scope(area: &str) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub(super) struct ReportQuery {
     period: Option<String>,
-    /// `district`, `street`, `community`, `team`, `handler`, `reporter`.
+    /// `district`, `street`, `community`, `team`, `handler`, `reporter`, `dispatcher`.
     level: Option<String>,
     within: Option<String>,
     /// `json` (default), `csv`, `xlsx`.
@@ -187,7 +187,10 @@ fn default_level(level: Option<&str>, within: &str) -> Result<ReportLevel, ApiEr
         Some(text) => ReportLevel::parse(text).ok_or_else(|| {
             bad_request(
                 "invalid_query",
-                format!("level {text:?}: district, street, community, team, handler or reporter"),
+                format!(
+                    "level {text:?}: district, street, community, team, handler, reporter \
+                     or dispatcher"
+                ),
             )
         }),
         None => Ok(match within.len() {

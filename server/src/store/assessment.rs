@@ -1,4 +1,4 @@
-//! Assessment storage (migration 0016): each case's facts (`case_facts`, written with
+//! Assessment storage (migrations 0016, 0017): each case's facts (`case_facts`, written with
 //! its `cases` row in the storing transaction), their sums per unit and period, the
 //! published reports, and the spot checks.
 
@@ -28,6 +28,12 @@ pub struct FactsRow {
     pub handler: Option<String>,
     /// The reporting user.
     pub reporter: Option<String>,
+    /// Whose acceptance (核实) stood.
+    pub accepter: Option<String>,
+    /// Who checked the result (核查) last.
+    pub checker: Option<String>,
+    /// Who dispatched first (a person; not the server's automation).
+    pub dispatcher: Option<String>,
     /// The flags.
     pub counts: Counts,
 }
@@ -47,6 +53,12 @@ pub enum GroupBy {
     Handler,
     /// Reporter's user id.
     Reporter,
+    /// Accepter's user id.
+    Accepter,
+    /// Checker's user id.
+    Checker,
+    /// First dispatcher's user id.
+    Dispatcher,
 }
 
 impl GroupBy {
@@ -59,6 +71,24 @@ impl GroupBy {
             GroupBy::Team => "team",
             GroupBy::Handler => "handler",
             GroupBy::Reporter => "reporter",
+            GroupBy::Accepter => "accepter",
+            GroupBy::Checker => "checker",
+            GroupBy::Dispatcher => "dispatcher",
+        }
+    }
+
+    /// The fields summed: a person grouping only its person's own part (each reads
+    /// a covering index of just those columns, migration 0017); the others the
+    /// fields of migration 0016. Fields not summed are 0 in the sums.
+    pub const fn fields(self) -> &'static [&'static str] {
+        match self {
+            GroupBy::Accepter => &["accepted", "accepted_on_time"],
+            GroupBy::Checker => &["checked", "checked_on_time"],
+            GroupBy::Dispatcher => &["dispatched", "dispatched_on_time", "dispatch_returned"],
+            _ => {
+                let (first, _) = Counts::FIELDS.split_at(16);
+                first
+            }
         }
     }
 }
@@ -188,7 +218,7 @@ macro_rules! impl_assessment_store {
             let fields = wangge_sync_core::assessment::Counts::FIELDS;
             let mut q = sqlx::QueryBuilder::<sqlx::$db>::new(format!(
                 "INSERT INTO case_facts (case_id, month, level, district, street, community,
-                     team, handler, reporter, {}) ",
+                     team, handler, reporter, accepter, checker, dispatcher, {}) ",
                 fields.join(", ")
             ));
             q.push_values([f], |mut row, f| {
@@ -200,7 +230,10 @@ macro_rules! impl_assessment_store {
                     .push_bind(f.community.as_deref())
                     .push_bind(f.team.as_deref())
                     .push_bind(f.handler.as_deref())
-                    .push_bind(f.reporter.as_deref());
+                    .push_bind(f.reporter.as_deref())
+                    .push_bind(f.accepter.as_deref())
+                    .push_bind(f.checker.as_deref())
+                    .push_bind(f.dispatcher.as_deref());
                 for value in f.counts.values() {
                     row.push_bind(i64::try_from(value).unwrap_or(i64::MAX));
                 }
@@ -214,6 +247,9 @@ macro_rules! impl_assessment_store {
                 "team",
                 "handler",
                 "reporter",
+                "accepter",
+                "checker",
+                "dispatcher",
             ]
             .iter()
             .chain(fields.iter())
@@ -242,7 +278,7 @@ macro_rules! impl_assessment_store {
                     if months.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let fields = wangge_sync_core::assessment::Counts::FIELDS;
+                    let fields = by.fields();
                     // Each grouping reads the groups in the order of a covering index
                     // (migration 0016: month, district, street, community, level, team;
                     // month, handler or reporter, district, street, community, level),
@@ -265,6 +301,21 @@ macro_rules! impl_assessment_store {
                         ),
                         G::Reporter => (
                             &["reporter", "district", "street", "community", "level"],
+                            0,
+                            4,
+                        ),
+                        G::Accepter => (
+                            &["accepter", "district", "street", "community", "level"],
+                            0,
+                            4,
+                        ),
+                        G::Checker => (
+                            &["checker", "district", "street", "community", "level"],
+                            0,
+                            4,
+                        ),
+                        G::Dispatcher => (
+                            &["dispatcher", "district", "street", "community", "level"],
                             0,
                             4,
                         ),
@@ -311,10 +362,13 @@ macro_rules! impl_assessment_store {
                             continue;
                         };
                         let level: String = row.try_get(level_at)?;
-                        let mut values = [0u64; 16];
-                        for (i, v) in values.iter_mut().enumerate() {
+                        let all = wangge_sync_core::assessment::Counts::FIELDS;
+                        let mut values = [0u64; 21];
+                        for (i, field) in fields.iter().enumerate() {
                             let sum: Option<i64> = row.try_get(i + keys.len())?;
-                            *v = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
+                            if let Some(at) = all.iter().position(|f| f == field) {
+                                values[at] = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
+                            }
                         }
                         groups
                             .entry((unit, level))

@@ -48,9 +48,68 @@ fn a_case_closed_on_time_counts_every_step_and_its_handler() {
         handled_on_time: 1,
         closed: 1,
         closed_on_time: 1,
+        accepted: 1,
+        accepted_on_time: 1,
+        checked: 1,
+        checked_on_time: 1,
         ..Counts::default()
     };
     assert_eq!(f.counts, expected);
+    assert_eq!(f.accepter.as_deref(), Some(c.acceptor.user.as_str()));
+    assert_eq!(f.checker.as_deref(), Some(c.supervisor.user.as_str()));
+    assert_eq!(f.dispatcher.as_deref(), Some(c.dispatcher.user.as_str()));
+}
+
+#[test]
+fn a_returned_dispatch_counts_against_its_dispatcher_and_a_late_check_against_its_checker() {
+    let c = cast();
+    let mut case = reported(&c.officer);
+    act(&mut case, &c.acceptor, Action::Accept, 10);
+    act(&mut case, &c.shift_lead, Action::Register, 20);
+    act(&mut case, &c.dispatcher, dispatch(), 30);
+    act(&mut case, &c.sanitation, Action::Return, 40);
+    // The shift lead dispatches again: the first dispatcher's stays the one judged.
+    act(&mut case, &c.shift_lead, dispatch(), 50);
+    act(&mut case, &c.sanitation, Action::Handle, 120);
+    // The check's limit runs from the handling; two days later is late.
+    act(&mut case, &c.supervisor, Action::Verify, 120 + 2 * 24 * 60);
+    let f = facts(&case);
+    assert_eq!(f.dispatcher.as_deref(), Some(c.dispatcher.user.as_str()));
+    assert_eq!((f.counts.dispatched, f.counts.dispatch_returned), (1, 1));
+    assert_eq!((f.counts.checked, f.counts.checked_on_time), (1, 0));
+    assert_eq!(f.checker.as_deref(), Some(c.supervisor.user.as_str()));
+    assert_eq!((f.counts.accepted, f.counts.accepted_on_time), (1, 1));
+    let unit = UnitCounts::of(f.counts);
+    assert_eq!(
+        unit.fraction(Indicator::AccurateDispatchRate, None),
+        Fraction {
+            numerator: 0,
+            denominator: 1
+        }
+    );
+}
+
+#[test]
+fn a_supervisor_is_judged_on_their_reports_acceptances_and_checks_only() {
+    let all = |n| Counts {
+        reports: n,
+        problems: n,
+        accepted: n,
+        accepted_on_time: n,
+        checked: n,
+        checked_on_time: n,
+        dispatched: n,
+        ..Counts::default()
+    };
+    let unit = UnitCounts::of_supervisor(&all(2), &all(3), &all(5));
+    assert_eq!((unit.all.reports, unit.all.problems), (2, 2));
+    assert_eq!((unit.all.accepted, unit.all.checked), (3, 5));
+    assert_eq!(
+        unit.all.dispatched, 0,
+        "the cases' other steps are not theirs"
+    );
+    assert_eq!(unit.cases(UnitKind::Reporter), 10);
+    assert_eq!(unit.cases(UnitKind::Dispatcher), 0);
 }
 
 #[test]
