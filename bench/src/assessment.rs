@@ -87,11 +87,22 @@ fn facts(i: usize) -> String {
     let satisfied = replied & u8::from(percent(16) < 85);
     let worker = hash(i, 17) as usize % 2_000;
     let team = TEAMS[worker % TEAMS.len()];
+    // 200 information supervisors and 20 dispatchers per district.
+    let accepted = registered;
+    let accepted_on_time = accepted & u8::from(percent(18) < 92);
+    let checked = handled;
+    let checked_on_time = checked & u8::from(percent(19) < 90);
+    let returned = dispatched & u8::from(percent(20) < 3);
+    let supervisor = |k: u64| format!("'s{d}-{:03}'", hash(i, k) % 200);
+    let (accepter, checker) = (supervisor(21), supervisor(22));
+    let dispatcher = format!("'d{d}-{:02}'", hash(i, 23) % 20);
     format!(
         "('c{i:08}', '2026-11', '{level}', '{district}', '{street}', '{community}', \
-         '{team}', 'w{d}-{worker:05}', 'w{d}-{:05}', 1, {problem}, {own}, {registered}, \
+         '{team}', 'w{d}-{worker:05}', 'w{d}-{:05}', {accepter}, {checker}, {dispatcher}, \
+         1, {problem}, {own}, {registered}, \
          {dispatched}, {dispatched_on_time}, {handled}, {handled_on_time}, {reworked}, \
-         {closed}, {closed_on_time}, {up}, {}, {reply_due}, {replied}, {satisfied})",
+         {closed}, {closed_on_time}, {up}, {}, {reply_due}, {replied}, {satisfied}, \
+         {accepted}, {accepted_on_time}, {checked}, {checked_on_time}, {returned})",
         (worker + 7) % 2_000,
         u8::from(level == "city") & up,
     )
@@ -102,9 +113,11 @@ async fn seed_facts(seeder: &Seeder, cases: usize) -> anyhow::Result<usize> {
     let mut batch = Batch::new(
         seeder,
         "INSERT INTO case_facts (case_id, month, level, district, street, community, team,
-             handler, reporter, reports, problems, own_found, registered, dispatched,
-             dispatched_on_time, handled, handled_on_time, reworked, closed, closed_on_time,
-             reported_up_by_street, reported_up_by_district, reply_due, replied, satisfied)",
+             handler, reporter, accepter, checker, dispatcher, reports, problems, own_found,
+             registered, dispatched, dispatched_on_time, handled, handled_on_time, reworked,
+             closed, closed_on_time, reported_up_by_street, reported_up_by_district,
+             reply_due, replied, satisfied, accepted, accepted_on_time, checked,
+             checked_on_time, dispatch_returned)",
     );
     seeder.execute("BEGIN").await?;
     for i in 0..cases {
@@ -187,8 +200,12 @@ pub async fn run(args: AssessmentArgs) -> anyhow::Result<()> {
             time(args.runs, || report(ReportLevel::Handler, district)).await?,
         ),
         (
-            "city month, every reporter",
+            "city month, every supervisor (reports, acceptances, checks)",
             time(args.runs, || report(ReportLevel::Reporter, "")).await?,
+        ),
+        (
+            "city month, dispatchers",
+            time(args.runs, || report(ReportLevel::Dispatcher, "")).await?,
         ),
     ];
     let mut published = 0usize;

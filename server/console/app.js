@@ -10,6 +10,7 @@ import { createMap, showCoverage } from "./map.js";
 import { initCases, refresh as refreshCases, openCase } from "./cases.js";
 import { initPatrol, load as loadPatrol } from "./patrol.js";
 import { initHotline, activateHotline } from "./hotline.js";
+import { initAssessment, load as loadAssessment } from "./assessment.js";
 
 const REFRESH_MS = 60_000;
 let session = null;
@@ -45,10 +46,12 @@ async function start(answer) {
   document.getElementById("who").textContent = `${u.display_name || u.id} · ${u.role_zh || u.role}`;
   document.querySelector('[data-view="patrol"]').hidden = !(answer.may.review_patrol || answer.may.own_patrol);
   document.querySelector('[data-view="hotline"]').hidden = !answer.may.take_calls;
+  document.querySelector('[data-view="assess"]').hidden = !answer.may.assess;
   createMap(answer);
   const cats = await categories();
   await initCases(answer, cats);
   if (answer.may.review_patrol || answer.may.own_patrol) initPatrol(answer.may.review_patrol);
+  if (answer.may.assess) initAssessment(u.scope);
   if (answer.may.take_calls) initHotline(cats, (id) => refreshCases().then(() => openCase(id)));
   listen();
   setInterval(() => refreshCases().catch(() => {}), REFRESH_MS);
@@ -59,12 +62,13 @@ async function start(answer) {
 function show(next) {
   view = next;
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.view === view);
-  for (const name of ["cases", "patrol", "hotline"]) {
+  for (const name of ["cases", "patrol", "hotline", "assess"]) {
     document.getElementById(`view-${name}`).hidden = name !== view;
   }
   activateHotline(view === "hotline");
   if (view !== "patrol") showCoverage(null);
   if (view === "patrol") loadPatrol();
+  if (view === "assess") loadAssessment();
 }
 
 /// The push socket: `sync_now` and `dispatch` notices mean a case in scope changed.

@@ -37,6 +37,7 @@ pub const ASSETS: &[Asset] = assets![
     "cases.js" => "text/javascript; charset=utf-8",
     "patrol.js" => "text/javascript; charset=utf-8",
     "hotline.js" => "text/javascript; charset=utf-8",
+    "assessment.js" => "text/javascript; charset=utf-8",
     "vendor/leaflet/leaflet-src.esm.js" => "text/javascript; charset=utf-8",
     "vendor/leaflet/leaflet.css" => "text/css; charset=utf-8",
     "vendor/leaflet/LICENSE" => "text/plain; charset=utf-8",

@@ -10,8 +10,8 @@
 //! that cannot start fails the test, elsewhere it is skipped and said so): a district
 //! supervisor logs in, takes a hotline call, accepts, registers and dispatches a case
 //! (which then arrives on the field worker's phone), sees the grids on the map and
-//! rejects a patrol log with a reason; the city supervisor and the field worker see
-//! what their roles may. No JavaScript error in any of it; each main screen is saved
+//! rejects a patrol log with a reason, and reads the month's ranking of its streets
+//! (and its CSV); the city supervisor and the field worker see what their roles may. No JavaScript error in any of it; each main screen is saved
 //! under `target/console-screenshots/`.
 
 use std::path::PathBuf;
@@ -584,6 +584,44 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     assert_eq!(reviewed["reviews"][0]["comment"], "打卡点过少，轨迹不完整");
     no_errors("in the patrol review");
 
+    // Assessment (考核): this month's streets of the district, ranked, each score a bar;
+    // the street of the calls above has a line, and the CSV download carries it.
+    let beijing_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 8 * 3600;
+    let month = chrono::DateTime::from_timestamp(i64::try_from(beijing_now).expect("time"), 0)
+        .expect("time")
+        .format("%Y-%m")
+        .to_string();
+    let street = places[0].check_in.0.street().to_string();
+    browser.click("[data-view=assess]");
+    browser.script(
+        "document.getElementById('assess-period').value = arguments[0];",
+        json!([month]),
+    );
+    browser.click("#assess-show");
+    browser.wait(
+        &format!(
+            "document.querySelector('#assess-table tr[data-unit=\"{street}\"]') !== null \
+             && document.querySelectorAll('#assess-table thead th').length > 5"
+        ),
+        "the street's line in the ranking",
+    );
+    browser.script(
+        "window.csvText = null; \
+         fetch(document.getElementById('assess-csv').href).then(r => r.text()) \
+         .then(t => { window.csvText = t; });",
+        json!([]),
+    );
+    browser.wait(
+        &format!("window.csvText !== null && window.csvText.includes('{street}')"),
+        "the CSV download with the street",
+    );
+    browser.screenshot(&shots.join("07b-assessment.png"));
+    no_errors("in the assessment pane");
+
     // English.
     browser.click("#lang");
     browser.wait(
@@ -603,10 +641,12 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     );
     assert_eq!(
         browser.script(
-            "return document.querySelector('[data-view=hotline]').hidden;",
+            "return document.querySelector('[data-view=hotline]').hidden \
+             && document.querySelector('[data-view=assess]').hidden;",
             json!([])
         ),
-        true
+        true,
+        "no hotline desk and no assessment for a field worker"
     );
     browser.wait(
         "Number(document.getElementById('map-hint').dataset.grids) > 0",

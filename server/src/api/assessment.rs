@@ -27,9 +27,17 @@ use crate::store::assessment::{FindingRow, ReportRow, SpotCheckRow};
 /// The most problems one spot check records.
 pub const MAX_FINDINGS: usize = 100;
 
+/// Whether a role reads and publishes assessment (the console shows the pane).
+pub(super) const fn may_assess(role: Role) -> bool {
+    matches!(
+        role,
+        Role::CitySupervisor | Role::DistrictSupervisor | Role::Admin
+    )
+}
+
 fn assessor(user: &User) -> Result<GridScope, ApiError> {
     match user.role {
-        Role::CitySupervisor | Role::DistrictSupervisor | Role::Admin => Ok(user.scope.clone()),
+        role if may_assess(role) => Ok(user.scope.clone()),
         role => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

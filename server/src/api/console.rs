@@ -351,6 +351,7 @@ fn session_json(
             "review_patrol": wangge_sync_core::patrol::reviews(user.role),
             "own_patrol": user.role.is_field_worker(),
             "take_calls": user.role.answers_callers(),
+            "assess": super::assessment::may_assess(user.role),
         },
         "csrf_token": csrf,
         "expires_in": expires_in,
