@@ -5,7 +5,7 @@
 // a socket that is down.
 
 import { api, setCsrf, onLoggedOut, ApiError } from "./api.js";
-import { t, translate, toggle } from "./i18n.js";
+import { t, translate, toggle, lang, onChange } from "./i18n.js";
 import { createMap, showCoverage } from "./map.js";
 import { initCases, refresh as refreshCases, openCase } from "./cases.js";
 import { initPatrol, load as loadPatrol } from "./patrol.js";
@@ -43,7 +43,12 @@ async function start(answer) {
   document.getElementById("tabs").hidden = false;
   document.getElementById("logout").hidden = false;
   const u = answer.user;
-  document.getElementById("who").textContent = `${u.display_name || u.id} · ${u.role_zh || u.role}`;
+  const who = () => {
+    const role = lang() === "en" ? u.role.replaceAll("_", " ") : u.role_zh || u.role;
+    document.getElementById("who").textContent = `${u.display_name || u.id} · ${role}`;
+  };
+  who();
+  onChange(who);
   document.querySelector('[data-view="patrol"]').hidden = !(answer.may.review_patrol || answer.may.own_patrol);
   document.querySelector('[data-view="hotline"]').hidden = !answer.may.take_calls;
   document.querySelector('[data-view="assess"]').hidden = !answer.may.assess;

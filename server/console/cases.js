@@ -16,10 +16,20 @@ const QUEUES = [
   { key: "q_verified", query: "status=verified" },
   { key: "q_overdue", query: "overdue=true" },
 ];
+/// The closed calls whose caller is still owed the answer (回访), for those who call back.
+const REPLY_QUEUE = { key: "q_reply", query: "status=closed&step=reply" };
 const PAGE = 100;
 
+/// The queues a field worker works from: their dispatched cases, what waits for the
+/// check after their handling, and what is overdue (the command centre's steps are
+/// not theirs to count).
+const FIELD_QUEUES = ["q_dispatched", "q_handled", "q_overdue"];
+
+let queues = QUEUES;
 let queue = QUEUES[0];
 let categories = new Map();
+/// Team id → [中文名, English name], from the catalogue (GET /v1/catalogue).
+let teams = new Map();
 let rows = [];
 let counts = new Map();
 let openId = null;
@@ -46,9 +56,21 @@ export function categoryLabel(code) {
   return name ? `${bilingual(name)} (${code})` : code || "";
 }
 
+export function teamLabel(id) {
+  const name = teams.get(id);
+  return name ? `${name[lang() === "en" ? 1 : 0]} (${id})` : id || "";
+}
+
 export async function initCases(session, cats) {
   categories = cats;
-  if (session.may.own_patrol) queue = QUEUES.find((q) => q.key === "q_dispatched");
+  const served = await api("/v1/catalogue").catch(() => null);
+  teams = new Map((served?.catalogue?.team || []).map((team) => [team.id, [team.name_zh, team.name_en]]));
+  if (session.may.own_patrol) {
+    queues = QUEUES.filter((q) => FIELD_QUEUES.includes(q.key));
+    queue = queues[0];
+  } else if (session.may.take_calls) {
+    queues = [...QUEUES, REPLY_QUEUE];
+  }
   onChange(render);
   await refresh();
 }
@@ -56,7 +78,7 @@ export async function initCases(session, cats) {
 /// Reloads every queue's count and the open queue's rows (and the open case).
 export async function refresh() {
   const answers = await Promise.all(
-    QUEUES.map((q) => api(`/v1/cases?${q.query}&limit=${PAGE}`).then((a) => [q, a.cases])),
+    queues.map((q) => api(`/v1/cases?${q.query}&limit=${PAGE}`).then((a) => [q, a.cases])),
   );
   counts = new Map(answers.map(([q, cases]) => [q.key, cases.length]));
   rows = answers.find(([q]) => q === queue)[1];
@@ -67,9 +89,8 @@ export async function refresh() {
 }
 
 function render() {
-  const queues = document.getElementById("queues");
-  queues.replaceChildren(
-    ...QUEUES.map((q) => {
+  document.getElementById("queues").replaceChildren(
+    ...queues.map((q) => {
       const n = counts.get(q.key) ?? 0;
       return el(
         "button",
@@ -147,7 +168,7 @@ function renderCase(page, data) {
       el("dt", {}, t("source")), el("dd", {}, sourceLabel(c.source)),
       el("dt", {}, t("reported_at")), el("dd", {}, time(c.reported_at)),
       el("dt", {}, t("col_due")), el("dd", {}, time(c.due_at) || "—"),
-      el("dt", {}, t("team")), el("dd", {}, [c.team, c.assignee].filter(Boolean).join(" / ") || "—"),
+      el("dt", {}, t("team")), el("dd", {}, [teamLabel(c.team), c.assignee].filter(Boolean).join(" / ") || "—"),
     ),
     el("p", { class: "description" }, data.description || ""),
     data.photos?.length
@@ -249,7 +270,18 @@ async function actionForm(form, data, action) {
     const team = routing?.team || c.team || "";
     const people = routing?.responsible?.handlers || [];
     fields.push(
-      el("label", {}, t("team"), " ", el("input", { name: "team", required: true, value: team })),
+      el(
+        "label",
+        {},
+        t("team"),
+        " ",
+        el(
+          "select",
+          { name: "team", required: true },
+          teams.has(team) || !team ? null : el("option", { value: team, selected: true }, team),
+          [...teams.keys()].map((id) => el("option", { value: id, selected: id === team }, teamLabel(id))),
+        ),
+      ),
       el(
         "label",
         {},

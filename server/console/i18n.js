@@ -64,6 +64,7 @@ const WORDS = {
   q_handled: ["待核查", "To verify"],
   q_verified: ["待结案", "To close"],
   q_overdue: ["超期", "Overdue"],
+  q_reply: ["待回访", "To reply"],
   none: ["暂无", "None"],
   loading: ["加载中…", "Loading…"],
   more: ["条以上", "or more"],

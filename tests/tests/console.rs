@@ -447,6 +447,12 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
         "two cases to accept",
     );
     assert!(browser.text("#tabs").contains("热线受理"));
+    // Who takes calls also calls back: the queue of the answers owed (none yet).
+    assert_eq!(
+        browser.text("[data-queue=q_reply]"),
+        "待回访 0",
+        "the reply queue"
+    );
     // The district's map starts too far out for unit grids: the areas' outlines.
     browser.wait(
         "Number(document.getElementById('map-hint').dataset.areas) > 0 \
@@ -510,16 +516,26 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
                 "document.querySelector('.action-form select[name=assignee] option[value=sweeper]')",
                 "the responsible worker",
             );
+            assert_eq!(
+                browser.script(
+                    "return document.querySelector('.action-form select[name=team]').value;",
+                    json!([])
+                ),
+                "sanitation",
+                "the routing's team chosen among the catalogue's"
+            );
             browser.script(
                 "document.querySelector('.action-form select[name=assignee]').value = 'sweeper';",
                 json!([]),
             );
             browser.screenshot(&shots.join("05-dispatch.png"));
         }
-        browser.type_into(
-            ".action-form textarea[name=note]",
-            &format!("控制台 {action}"),
-        );
+        let note = match action {
+            "accept" => "来电属实，予以受理",
+            "register" => "符合立案条件",
+            _ => "派环卫处置",
+        };
+        browser.type_into(".action-form textarea[name=note]", note);
         browser.click(&format!(".action-form button[data-submit={action}]"));
         browser.wait(
             &format!("document.getElementById('case-page').dataset.status === '{status}'"),
@@ -625,8 +641,9 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     // English.
     browser.click("#lang");
     browser.wait(
-        "document.querySelector('h1').textContent === 'Command centre'",
-        "English",
+        "document.querySelector('h1').textContent === 'Command centre' \
+         && document.getElementById('who').textContent.endsWith('district supervisor')",
+        "English, the role's name too",
     );
     browser.screenshot(&shots.join("08-english.png"));
     browser.click("#lang");
@@ -642,11 +659,12 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
     assert_eq!(
         browser.script(
             "return document.querySelector('[data-view=hotline]').hidden \
-             && document.querySelector('[data-view=assess]').hidden;",
+             && document.querySelector('[data-view=assess]').hidden \
+             && document.querySelector('[data-queue=q_reported]') === null;",
             json!([])
         ),
         true,
-        "no hotline desk and no assessment for a field worker"
+        "no hotline desk, no assessment and no command-centre queue for a field worker"
     );
     browser.wait(
         "Number(document.getElementById('map-hint').dataset.grids) > 0",

@@ -168,6 +168,20 @@ fn a_hotline_call_becomes_a_case_that_is_handled_closed_and_replied_to() {
         assert_eq!(body["case"]["step"], "reply");
         assert!(body["case"]["due_at"].is_i64());
         assert!(body["case"]["closed_at"].is_i64());
+        // The hotline's queue of answers owed (the console's 待回访) holds it.
+        let owed = |phone: &Phone| -> Vec<String> {
+            let (status, list) = phone.get(&server, "/v1/cases?status=closed&step=reply");
+            assert_eq!(status, 200, "{list}");
+            list["cases"]
+                .as_array()
+                .expect("cases")
+                .iter()
+                .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(owed(&hotline), std::slice::from_ref(&id), "{backend}");
+        let (status, refused) = hotline.get(&server, "/v1/cases?step=lunch");
+        assert_eq!((status, code(&refused)), (400, Some("invalid_query")));
 
         // The reply: not by a field worker, not without what the caller was told.
         let (status, body) = action(
@@ -207,6 +221,7 @@ fn a_hotline_call_becomes_a_case_that_is_handled_closed_and_replied_to() {
         assert_eq!(status, 200, "{backend}: {body}");
         assert_eq!(body["awaiting_reply"], false);
         assert_eq!(body["case"]["step"], Value::Null);
+        assert!(owed(&hotline).is_empty(), "{backend}: answered");
         let reply = body["timeline"]
             .as_array()
             .expect("timeline")

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wangge_sync_core::case::{
     Action, ActionName, CaseDocument, CaseError, ReplyChannel, Source, Status,
 };
-use wangge_sync_core::catalog::{TeamId, TimeLimit};
+use wangge_sync_core::catalog::{Step, TeamId, TimeLimit};
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
 
@@ -41,6 +41,8 @@ pub(super) struct CasesQuery {
     /// `true`: only cases whose running step is past its due time.
     #[serde(default)]
     overdue: bool,
+    /// The running step (`reply`: the closed calls owed an answer).
+    step: Option<String>,
     /// Reported at or after (RFC 3339).
     from: Option<DateTime<Utc>>,
     /// Reported before (RFC 3339).
@@ -99,6 +101,17 @@ pub(super) async fn list(
             ),
         ));
     }
+    if let Some(step) = &query.step
+        && !Step::ALL.iter().any(|s| s.as_str() == step)
+    {
+        return Err(bad_request(
+            "invalid_query",
+            format!(
+                "step {step:?}: one of {}",
+                Step::ALL.map(Step::as_str).join(", ")
+            ),
+        ));
+    }
     if let Some(category) = &query.category {
         let valid = matches!(category.len(), 1 | 3 | 5)
             && category.starts_with(['C', 'E'])
@@ -133,6 +146,7 @@ pub(super) async fn list(
         category: query.category,
         source: query.source,
         overdue_at: query.overdue.then_some(now),
+        step: query.step,
         from: query.from.map(|t| t.timestamp_millis()),
         to: query.to.map(|t| t.timestamp_millis()),
         team: query.team,

@@ -113,6 +113,9 @@ pub struct CaseFilter {
     pub source: Option<String>,
     /// Only cases whose running step is past due at this time (ms).
     pub overdue_at: Option<i64>,
+    /// Only cases whose running step is this one (`reply`: closed calls whose
+    /// caller is still owed the answer).
+    pub step: Option<String>,
     /// Reported at or after (ms).
     pub from: Option<i64>,
     /// Reported before (ms).
@@ -345,6 +348,9 @@ macro_rules! impl_case_store {
             }
             if let Some(now) = filter.overdue_at {
                 q.push(" AND due_at < ").push_bind(now);
+            }
+            if let Some(step) = &filter.step {
+                q.push(" AND step = ").push_bind(step.clone());
             }
             if let Some(from) = filter.from {
                 q.push(" AND reported_at >= ").push_bind(from);
