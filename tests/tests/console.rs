@@ -11,10 +11,11 @@
 //! supervisor logs in, takes a hotline call, accepts, registers and dispatches a case
 //! (which then arrives on the field worker's phone), sees the grids on the map and
 //! rejects a patrol log with a reason, and reads the month's ranking of its streets
-//! (and its CSV); the city supervisor and the field worker see what their roles may. No JavaScript error in any of it; each main screen is saved
-//! under `target/console-screenshots/`.
+//! (and its CSV); the city supervisor and the field worker see what their roles may;
+//! on SQLite and on PostgreSQL. No JavaScript error in any of it; each main screen is
+//! saved under `target/console-screenshots/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration};
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ use wangge_sync_core::sync::DocKind;
 use wangge_tests::browser::Browser;
 use wangge_tests::phone::Phone;
 use wangge_tests::places::{JINSHUI, import_grids, two_streets};
-use wangge_tests::{Server, answer, http};
+use wangge_tests::{Server, answer, databases, http};
 
 const PASSWORD: &str = "控制台-2026-ok";
 
@@ -309,9 +310,19 @@ fn command_centre_roles_work_their_desks_in_a_real_browser() {
             return;
         }
     };
-    let shots = screenshots();
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("console.db").display());
+    for database in databases() {
+        // SQLite's screens in `console-screenshots/`, PostgreSQL's in a folder beside.
+        let shots = match database.backend {
+            "sqlite" => screenshots(),
+            backend => screenshots().join(backend),
+        };
+        work_the_desks(&browser, &database.url, &shots);
+    }
+}
+
+/// Every desk, as each role, against a fresh server on `url`; screens saved in `shots`.
+fn work_the_desks(browser: &Browser, url: &str, shots: &Path) {
+    let url = url.to_owned();
     import_grids(&url);
     let [street, _] = two_streets();
     let places = &street[..2];
