@@ -16,7 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use ureq::http::Method;
 use wangge_sync_core::case::{
-    Action, ActionName, CaseDocument, NewCase, Outcome, Photo, PhotoRole as CorePhotoRole, Source,
+    Action, ActionFields, ActionName, CaseDocument, NewCase, Outcome, Photo,
+    PhotoRole as CorePhotoRole, Source,
 };
 use wangge_sync_core::catalog::{CategoryCode, TeamId};
 use wangge_sync_core::document::Position;
@@ -535,34 +536,42 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The app's typed action as sync-core's, through the one constructor every action
+/// goes through (`Action::from_fields`: an extension of 0 or over 365 days, a bad
+/// team or assignee id are refused here as on the server).
 fn core_action(action: CaseAction) -> Result<Action, FieldError> {
-    let team = |t: String| TeamId::new(t).map_err(|e| FieldError::invalid(e.to_string()));
-    Ok(match action {
-        CaseAction::Accept => Action::Accept,
-        CaseAction::Register => Action::Register,
-        CaseAction::Dispatch { team: t, assignee } => Action::Dispatch {
-            team: team(t)?,
-            assignee,
-        },
-        CaseAction::Handle => Action::Handle,
-        CaseAction::Verify => Action::Verify,
-        CaseAction::Rework => Action::Rework,
-        CaseAction::Close => Action::Close,
-        CaseAction::Return => Action::Return,
-        CaseAction::RequestExtension { extra } => Action::RequestExtension {
-            extra: extra
-                .parse()
-                .map_err(|e: wangge_sync_core::catalog::TimeLimitError| {
-                    FieldError::invalid(e.to_string())
-                })?,
-        },
-        CaseAction::DecideExtension { approved } => Action::DecideExtension { approved },
-        CaseAction::RequestDefer => Action::RequestDefer,
-        CaseAction::DecideDefer { approved } => Action::DecideDefer { approved },
-        CaseAction::Void => Action::Void,
-        CaseAction::Reopen => Action::Reopen,
-        CaseAction::Comment => Action::Comment,
-    })
+    let mut fields = ActionFields::default();
+    let name = match &action {
+        CaseAction::Accept => ActionName::Accept,
+        CaseAction::Register => ActionName::Register,
+        CaseAction::Dispatch { team, assignee } => {
+            fields.team = Some(team);
+            fields.assignee = assignee.as_deref();
+            ActionName::Dispatch
+        }
+        CaseAction::Handle => ActionName::Handle,
+        CaseAction::Verify => ActionName::Verify,
+        CaseAction::Rework => ActionName::Rework,
+        CaseAction::Close => ActionName::Close,
+        CaseAction::Return => ActionName::Return,
+        CaseAction::RequestExtension { extra } => {
+            fields.extra = Some(extra);
+            ActionName::RequestExtension
+        }
+        CaseAction::DecideExtension { approved } => {
+            fields.approved = Some(*approved);
+            ActionName::DecideExtension
+        }
+        CaseAction::RequestDefer => ActionName::RequestDefer,
+        CaseAction::DecideDefer { approved } => {
+            fields.approved = Some(*approved);
+            ActionName::DecideDefer
+        }
+        CaseAction::Void => ActionName::Void,
+        CaseAction::Reopen => ActionName::Reopen,
+        CaseAction::Comment => ActionName::Comment,
+    };
+    Action::from_fields(name, &fields).map_err(|e| FieldError::invalid(e.to_string()))
 }
 
 impl Inner {

@@ -140,6 +140,32 @@ fn a_case_from_an_offline_report_to_its_close_on_every_backend() {
             (status, body["error"]["code"].as_str()),
             (400, Some("invalid_action"))
         );
+        // The same checks as a phone's entry (sync-core's `Action::from_fields`): an
+        // extension of more than 365 days, or of nothing; a dispatch without a team.
+        for (bad, says) in [
+            (
+                json!({ "action": "request_extension", "extra": "400 working_days" }),
+                "365 days",
+            ),
+            (
+                json!({ "action": "request_extension", "extra": "0 hours" }),
+                "365 days",
+            ),
+            (json!({ "action": "dispatch" }), "dispatch needs \"team\""),
+            (
+                json!({ "action": "dispatch", "team": "sanitation", "assignee": "a b" }),
+                "assignee",
+            ),
+        ] {
+            let (status, body) = act(&server, &maint, id, bad.clone());
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some("invalid_action")),
+                "{bad}: {body}"
+            );
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(says), "{bad}: {message}");
+        }
 
         // The supervisor verifies and closes from the command centre.
         let (status, body) = act(

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wangge_sync_core::case::{
-    Action, ActionName, CaseDocument, CaseError, ReplyChannel, Source, Status,
+    Action, ActionFields, ActionName, CaseDocument, CaseError, EntryError, Source, Status,
 };
-use wangge_sync_core::catalog::{Step, TeamId, TimeLimit};
+use wangge_sync_core::catalog::{Step, TeamId};
 use wangge_sync_core::role::Actor;
 use wangge_sync_core::sync::{DocKind, DocMeta, Scope, UserScope};
 
@@ -310,70 +310,23 @@ fn action_of(body: &ActionBody) -> Result<Action, ApiError> {
         .action
         .parse()
         .map_err(|e| invalid(format!("action: {e}")))?;
-    let approved = || {
-        body.approved
-            .ok_or_else(|| invalid(format!("{} needs \"approved\"", name.as_str())))
+    if name == ActionName::Report {
+        return Err(invalid(
+            "a case is reported by creating it, not by an action".into(),
+        ));
+    }
+    let fields = ActionFields {
+        team: body.team.as_deref(),
+        assignee: body.assignee.as_deref(),
+        extra: body.extra.as_deref(),
+        approved: body.approved,
+        channel: body.channel.as_deref(),
+        satisfied: body.satisfied,
     };
-    Ok(match name {
-        ActionName::Report => {
-            return Err(invalid(
-                "a case is reported by creating it, not by an action".into(),
-            ));
-        }
-        ActionName::Accept => Action::Accept,
-        ActionName::Register => Action::Register,
-        ActionName::Dispatch => {
-            let team = body
-                .team
-                .as_deref()
-                .ok_or_else(|| invalid("dispatch needs \"team\"".into()))?;
-            Action::Dispatch {
-                team: TeamId::new(team).map_err(|e| invalid(format!("team: {e}")))?,
-                assignee: body.assignee.clone(),
-            }
-        }
-        ActionName::Handle => Action::Handle,
-        ActionName::Verify => Action::Verify,
-        ActionName::Rework => Action::Rework,
-        ActionName::Close => Action::Close,
-        ActionName::Return => Action::Return,
-        ActionName::RequestExtension => {
-            let extra: TimeLimit = body
-                .extra
-                .as_deref()
-                .ok_or_else(|| invalid("request_extension needs \"extra\"".into()))?
-                .parse()
-                .map_err(|e| invalid(format!("extra: {e}")))?;
-            Action::RequestExtension { extra }
-        }
-        ActionName::DecideExtension => Action::DecideExtension {
-            approved: approved()?,
-        },
-        ActionName::RequestDefer => Action::RequestDefer,
-        ActionName::DecideDefer => Action::DecideDefer {
-            approved: approved()?,
-        },
-        ActionName::Void => Action::Void,
-        ActionName::Escalate => Action::Escalate,
-        ActionName::Reopen => Action::Reopen,
-        ActionName::Comment => Action::Comment,
-        ActionName::Reply => {
-            let channel = body
-                .channel
-                .as_deref()
-                .ok_or_else(|| invalid("reply needs \"channel\"".into()))?;
-            Action::Reply {
-                channel: ReplyChannel::parse(channel).ok_or_else(|| {
-                    invalid(format!(
-                        "channel {channel:?}: one of {}",
-                        ReplyChannel::ALL.map(ReplyChannel::as_str).join(", ")
-                    ))
-                })?,
-                satisfied: body
-                    .satisfied
-                    .ok_or_else(|| invalid("reply needs \"satisfied\"".into()))?,
-            }
-        }
+    // The checks are sync-core's, the same a phone's entry goes through.
+    Action::from_fields(name, &fields).map_err(|e| match e {
+        EntryError::Missing(key) => invalid(format!("{} needs {key:?}", name.as_str())),
+        other => invalid(other.to_string()),
     })
 }
 

@@ -329,6 +329,92 @@ pub enum EntryError {
     },
 }
 
+/// An action's payload as it comes from outside: a stored entry's keys, the API's
+/// JSON, the phone library's typed call. Every one of them builds its [`Action`]
+/// through [`Action::from_fields`], so all obey the same checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActionFields<'a> {
+    /// `dispatch`: the team (`team`; `to_team` in a stored entry).
+    pub team: Option<&'a str>,
+    /// `dispatch`: the person, if one is named.
+    pub assignee: Option<&'a str>,
+    /// `request_extension`: how much more time (`2 working_days`), 1 unit to 365 days.
+    pub extra: Option<&'a str>,
+    /// `decide_extension`, `decide_defer`.
+    pub approved: Option<bool>,
+    /// `reply`: how the caller was told.
+    pub channel: Option<&'a str>,
+    /// `reply`: whether the caller is satisfied.
+    pub satisfied: Option<bool>,
+}
+
+impl Action {
+    /// The action `name` with its payload from `fields`, checked: a missing field is
+    /// [`EntryError::Missing`], a bad one [`EntryError::Invalid`] (keys as in
+    /// [`ActionFields`]). Fields the action does not take are ignored.
+    pub fn from_fields(name: ActionName, fields: &ActionFields<'_>) -> Result<Action, EntryError> {
+        fn needed<T: Copy>(value: Option<T>, key: &'static str) -> Result<T, EntryError> {
+            value.ok_or(EntryError::Missing(key))
+        }
+        Ok(match name {
+            ActionName::Report => Action::Report,
+            ActionName::Accept => Action::Accept,
+            ActionName::Register => Action::Register,
+            ActionName::Dispatch => {
+                let team =
+                    TeamId::new(needed(fields.team, "team")?).map_err(|e| invalid("team", e))?;
+                if let Some(assignee) = fields.assignee {
+                    check_user_id(assignee).map_err(|e| invalid("assignee", e))?;
+                }
+                Action::Dispatch {
+                    team,
+                    assignee: fields.assignee.map(str::to_owned),
+                }
+            }
+            ActionName::Handle => Action::Handle,
+            ActionName::Verify => Action::Verify,
+            ActionName::Rework => Action::Rework,
+            ActionName::Close => Action::Close,
+            ActionName::Return => Action::Return,
+            ActionName::RequestExtension => {
+                let extra: TimeLimit = needed(fields.extra, "extra")?
+                    .parse()
+                    .map_err(|e| invalid("extra", e))?;
+                if extra.amount == 0 || extra.is_too_long() {
+                    return Err(invalid("extra", "must be more than 0 and at most 365 days"));
+                }
+                Action::RequestExtension { extra }
+            }
+            ActionName::DecideExtension => Action::DecideExtension {
+                approved: needed(fields.approved, "approved")?,
+            },
+            ActionName::RequestDefer => Action::RequestDefer,
+            ActionName::DecideDefer => Action::DecideDefer {
+                approved: needed(fields.approved, "approved")?,
+            },
+            ActionName::Void => Action::Void,
+            ActionName::Escalate => Action::Escalate,
+            ActionName::Reopen => Action::Reopen,
+            ActionName::Comment => Action::Comment,
+            ActionName::Reply => {
+                let channel = needed(fields.channel, "channel")?;
+                Action::Reply {
+                    channel: ReplyChannel::parse(channel).ok_or_else(|| {
+                        invalid(
+                            "channel",
+                            format!(
+                                "{channel:?} is not a reply channel (one of {})",
+                                ReplyChannel::ALL.map(ReplyChannel::as_str).join(", ")
+                            ),
+                        )
+                    })?,
+                    satisfied: needed(fields.satisfied, "satisfied")?,
+                }
+            }
+        })
+    }
+}
+
 /// The stored shape: every key optional, so that reading never fails on a missing
 /// key and [`StoredEntry::parse`] can say which one is missing.
 #[derive(Debug, Clone, Default, PartialEq, Hydrate)]
@@ -532,56 +618,26 @@ impl StoredEntry {
             .parse()
             .map_err(|e| invalid("scope", e))?;
         let device = required(&self.device, "device")?;
-        let action = match name {
-            ActionName::Report => Action::Report,
-            ActionName::Accept => Action::Accept,
-            ActionName::Register => Action::Register,
-            ActionName::Dispatch => {
-                let team = TeamId::new(required(&self.to_team, "to_team")?)
-                    .map_err(|e| invalid("to_team", e))?;
-                if let Some(assignee) = &self.assignee {
-                    check_user_id(assignee).map_err(|e| invalid("assignee", e))?;
-                }
-                Action::Dispatch {
-                    team,
-                    assignee: self.assignee.clone(),
-                }
-            }
-            ActionName::Handle => Action::Handle,
-            ActionName::Verify => Action::Verify,
-            ActionName::Rework => Action::Rework,
-            ActionName::Close => Action::Close,
-            ActionName::Return => Action::Return,
-            ActionName::RequestExtension => {
-                let extra: TimeLimit = required(&self.extra, "extra")?
-                    .parse()
-                    .map_err(|e| invalid("extra", e))?;
-                if extra.amount == 0 || extra.is_too_long() {
-                    return Err(invalid("extra", "must be more than 0 and at most 365 days"));
-                }
-                Action::RequestExtension { extra }
-            }
-            ActionName::DecideExtension => Action::DecideExtension {
-                approved: required(&self.approved, "approved")?,
-            },
-            ActionName::RequestDefer => Action::RequestDefer,
-            ActionName::DecideDefer => Action::DecideDefer {
-                approved: required(&self.approved, "approved")?,
-            },
-            ActionName::Void => Action::Void,
-            ActionName::Escalate => Action::Escalate,
-            ActionName::Reopen => Action::Reopen,
-            ActionName::Comment => Action::Comment,
-            ActionName::Reply => {
-                let channel = required(&self.channel, "channel")?;
-                Action::Reply {
-                    channel: ReplyChannel::parse(&channel).ok_or_else(|| {
-                        invalid("channel", format!("{channel:?} is not a reply channel"))
-                    })?,
-                    satisfied: required(&self.satisfied, "satisfied")?,
-                }
-            }
+        let fields = ActionFields {
+            team: self.to_team.as_deref(),
+            assignee: self.assignee.as_deref(),
+            extra: self.extra.as_deref(),
+            approved: self.approved,
+            channel: self.channel.as_deref(),
+            satisfied: self.satisfied,
         };
+        // The stored key of the team is `to_team`: errors name the key as stored.
+        let action = Action::from_fields(name, &fields).map_err(|e| match e {
+            EntryError::Missing("team") => EntryError::Missing("to_team"),
+            EntryError::Invalid {
+                key: "team",
+                reason,
+            } => EntryError::Invalid {
+                key: "to_team",
+                reason,
+            },
+            other => other,
+        })?;
         let grid = match &self.grid {
             Some(grid) => Some(grid.parse::<GridCode>().map_err(|e| invalid("grid", e))?),
             None => None,

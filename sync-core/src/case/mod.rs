@@ -48,7 +48,7 @@ use crate::role::{Actor, check_user_id};
 
 pub use crate::document::{DocProblem, Position, Violation, ViolationKind, WriteRefused};
 
-pub use entry::{Action, ActionName, EntryError, ReplyChannel, TimelineEntry};
+pub use entry::{Action, ActionFields, ActionName, EntryError, ReplyChannel, TimelineEntry};
 pub use fold::{CaseView, IgnoredReason, Outcome, Status, StepRecord, WorkflowContext};
 
 /// The schema version this code writes.

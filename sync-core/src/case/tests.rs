@@ -1334,3 +1334,48 @@ fn the_actions_offered_are_the_ones_the_fold_would_apply() {
         act(&mut copy, &c.sanitation, action, 60);
     }
 }
+
+#[test]
+fn every_action_is_built_from_its_fields_with_the_same_checks() {
+    use crate::case::ActionFields;
+    let fields = |extra: &'static str| ActionFields {
+        extra: Some(extra),
+        ..ActionFields::default()
+    };
+    assert!(Action::from_fields(ActionName::RequestExtension, &fields("2 working_days")).is_ok());
+    for bad in ["0 hours", "400 working_days", "9000 hours", "soon"] {
+        assert!(
+            matches!(
+                Action::from_fields(ActionName::RequestExtension, &fields(bad)),
+                Err(EntryError::Invalid { key: "extra", .. })
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        Action::from_fields(ActionName::Dispatch, &ActionFields::default()),
+        Err(EntryError::Missing("team"))
+    );
+    assert_eq!(
+        Action::from_fields(
+            ActionName::Reply,
+            &ActionFields {
+                channel: Some("phone"),
+                ..ActionFields::default()
+            }
+        ),
+        Err(EntryError::Missing("satisfied"))
+    );
+    let dispatch = ActionFields {
+        team: Some("sanitation"),
+        assignee: Some("w1"),
+        ..ActionFields::default()
+    };
+    assert_eq!(
+        Action::from_fields(ActionName::Dispatch, &dispatch),
+        Ok(Action::Dispatch {
+            team: TeamId::new("sanitation").unwrap(),
+            assignee: Some("w1".into()),
+        })
+    );
+}
