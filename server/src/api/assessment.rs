@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wangge_sync_core::assessment::Period;
 use wangge_sync_core::case::Source;
-use wangge_sync_core::role::{Actor, GridScope, Role};
+use wangge_sync_core::role::{GridScope, Role};
 
 use super::{ApiError, AppState, Caller, JsonBody, QueryParams, bad_request, current_user, now_ms};
 use crate::assessment::{ReportLevel, differences, to_csv, to_xlsx};
@@ -526,13 +526,7 @@ pub(super) async fn spot_check(
         }
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let actor = Actor {
-        user: user.id.clone(),
-        role: user.role,
-        team: user.team.clone(),
-        scope: user.scope.clone(),
-        device: claims.act.clone(),
-    };
+    let actor = user.actor(&claims.act);
     let mut findings: Vec<FindingRow> = known
         .into_iter()
         .map(|case_id| FindingRow {

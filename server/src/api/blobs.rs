@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use wangge_sync_core::photo::PhotoError;
-use wangge_sync_core::sync::{DocKind, Scope as _, UserScope};
+use wangge_sync_core::sync::{DocKind, Scope as _};
 
 use super::{ApiError, AppState, Caller, ErrorCode, current_user, now_ms};
 use crate::blobs::{BlobError, ChunkOutcome, RangeAnswer, UploadStatus, Uploader, VARIANTS};
@@ -398,11 +398,7 @@ async fn derivative(
         ));
     }
     check_name(sha256)?;
-    let scope = UserScope {
-        user: user.id,
-        role: user.role,
-        grids: user.scope,
-    };
+    let scope = user.sync_scope();
     let mut visible = false;
     for id in state
         .store

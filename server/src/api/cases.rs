@@ -236,19 +236,7 @@ async fn load_in_scope(
 /// What the caller may see (their posting as it is now) and who their entries claim
 /// to be (that posting, written by the token's device actor).
 fn acting_as(user: crate::store::User, claims: &crate::auth::Claims) -> (UserScope, Actor) {
-    let scope = UserScope {
-        user: user.id.clone(),
-        role: user.role,
-        grids: user.scope.clone(),
-    };
-    let actor = Actor {
-        user: user.id,
-        role: user.role,
-        team: user.team,
-        scope: user.scope,
-        device: claims.act.clone(),
-    };
-    (scope, actor)
+    (user.sync_scope(), user.actor(&claims.act))
 }
 
 /// `GET /v1/cases/{id}`: the folded case with its steps and timeline.

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use wangge_sync_core::case::Source;
 use wangge_sync_core::case::duplicates;
 use wangge_sync_core::geo::Crs;
-use wangge_sync_core::role::Actor;
 
 use super::{ApiError, AppState, Caller, JsonBody, bad_request, current_user};
 use crate::intake::{Contact, Created, Intake, IntakeError, Point, Reporter};
@@ -175,13 +174,7 @@ pub(super) async fn create(
         contact,
         source_ref: body.ticket,
     };
-    let actor = Actor {
-        user: user.id.clone(),
-        role: user.role,
-        team: user.team.clone(),
-        scope: user.scope.clone(),
-        device: claims.act.clone(),
-    };
+    let actor = user.actor(&claims.act);
     let Created {
         id,
         row,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wangge_sync_core::geo::Crs;
 use wangge_sync_core::patrol::{self, PatrolError, PatrolLog, PatrolRecord, Review, Verdict};
-use wangge_sync_core::role::{Actor, GridScope};
+use wangge_sync_core::role::GridScope;
 use wangge_sync_core::sync::server::Written;
 use wangge_sync_core::sync::{DocKind, DocMeta};
 
@@ -436,13 +436,7 @@ pub(super) async fn review(
     let review = Review {
         id: uuid::Uuid::now_v7().to_string(),
         at: now,
-        reviewer: Actor {
-            user: user.id.clone(),
-            role: user.role,
-            team: user.team.clone(),
-            scope: user.scope.clone(),
-            device: claims.act.clone(),
-        },
+        reviewer: user.actor(&claims.act),
         verdict,
         comment: body.comment.clone(),
     };

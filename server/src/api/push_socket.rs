@@ -28,11 +28,7 @@ pub(super) async fn push(
         )
     })?;
     let user = current_user(&state, &claims).await?;
-    let scope = wangge_sync_core::sync::UserScope {
-        user: user.id,
-        role: user.role,
-        grids: user.scope,
-    };
+    let scope = user.sync_scope();
     // An idle socket is most of what a node holds: tungstenite's default 128 KiB read
     // buffer, allocated up front, was 112 KiB per idle connection (docs/BENCHMARKS.md).
     // Notices are a few hundred bytes and the phone sends nothing but control frames.

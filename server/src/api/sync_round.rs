@@ -34,13 +34,7 @@ pub(super) async fn sync(
     // moved to other grids receives the new ones (and loses the old) at once.
     let user = current_user(&state, &claims).await?;
     let writer_device = claims.act.clone();
-    let writer = wangge_sync_core::role::Actor {
-        user: user.id,
-        role: user.role,
-        team: user.team,
-        scope: user.scope,
-        device: claims.act.clone(),
-    };
+    let writer = user.actor(&claims.act);
     let span = tracing::info_span!("sync", user = %writer.user, device = %claims.dev);
     let _entered = span.enter();
     let started = std::time::Instant::now();

@@ -95,6 +95,29 @@ pub struct User {
     pub disabled: bool,
 }
 
+impl User {
+    /// Who their entries claim to be: this posting, written by the Automerge actor
+    /// `device` (the token's device).
+    pub fn actor(&self, device: &str) -> wangge_sync_core::role::Actor {
+        wangge_sync_core::role::Actor {
+            user: self.id.clone(),
+            role: self.role,
+            team: self.team.clone(),
+            scope: self.scope.clone(),
+            device: device.to_owned(),
+        }
+    }
+
+    /// What sync and the API let them see: this posting.
+    pub fn sync_scope(&self) -> wangge_sync_core::sync::UserScope {
+        wangge_sync_core::sync::UserScope {
+            user: self.id.clone(),
+            role: self.role,
+            grids: self.scope.clone(),
+        }
+    }
+}
+
 /// A registered phone (or browser): it writes with its own Automerge actor id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
