@@ -297,3 +297,11 @@ pub fn catalog_from_env() -> Result<&'static wangge_sync_core::catalog::Catalog,
         Catalog::from_toml_str(&text).map_err(|e| format!("WANGGE_CATALOG={path}: {e}"))?;
     Ok(Box::leak(Box::new(catalog)))
 }
+
+/// `WANGGE_TRUSTED_PROXIES`: the reverse proxies (addresses, CIDR networks,
+/// comma-separated) whose `X-Forwarded-For` names the client; none by default.
+pub fn trusted_proxies_from_env() -> Result<crate::client_addr::TrustedProxies, String> {
+    let text = std::env::var("WANGGE_TRUSTED_PROXIES").unwrap_or_default();
+    crate::client_addr::TrustedProxies::parse(&text)
+        .map_err(|e| format!("WANGGE_TRUSTED_PROXIES: {e}"))
+}

@@ -6,6 +6,7 @@ pub mod assessment;
 pub mod auth;
 pub mod blobs;
 pub mod cases;
+pub mod client_addr;
 pub mod config;
 pub mod console;
 pub mod doc_cache;

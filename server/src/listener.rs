@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+
+use crate::client_addr::{ClientAddr, TrustedProxies};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -110,11 +112,12 @@ pub fn raise_open_files_limit() -> u64 {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in
 /// flight finish (at most `grace`). Each request carries the peer's address as
-/// [`ConnectInfo`].
+/// [`ConnectInfo`] and the client's (behind `trusted` proxies) as [`ClientAddr`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    trusted: TrustedProxies,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -146,14 +149,17 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop.clone();
         let tls = tls.clone();
+        let trusted = trusted.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, app, limits, stop).await,
+                None => serve_connection(stream, peer, app, limits, trusted, stop).await,
                 Some(tls) => {
                     // The handshake gets the header deadline too: a silent client
                     // holds its slot no longer than a silent plain one.
                     match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, app, limits, stop).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, app, limits, trusted, stop).await;
+                        }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -179,12 +185,15 @@ async fn serve_connection<I>(
     peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
+    trusted: TrustedProxies,
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        let client = trusted.client_of(peer.ip(), request.headers());
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(ClientAddr(client));
         let mut app = app.clone();
         async move {
             use tower::Service as _;

@@ -497,3 +497,72 @@ fn racing_logins_never_register_more_devices_than_the_maximum() {
         );
     }
 }
+
+/// Wrong passwords sent with `forwarded_for` in `X-Forwarded-For`: the statuses.
+fn guesses_from(server: &Server, forwarded_for: &str, times: usize) -> Vec<u16> {
+    (0..times)
+        .map(|_| {
+            answer(
+                http()
+                    .post(server.url("/v1/auth/login"))
+                    .header("X-Forwarded-For", forwarded_for)
+                    .send_json(
+                        json!({ "user": "w1", "password": "guess", "device": { "name": "x" } }),
+                    ),
+            )
+            .0
+        })
+        .collect()
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_throttle_counts_each_forwarded_client() {
+    let (_dir, url) = database();
+    let settings = [
+        ("WANGGE_LOGIN_FREE_FAILURES", "1000"),
+        ("WANGGE_LOGIN_FREE_FAILURES_PER_ADDRESS", "2"),
+    ];
+    // The proxy (this test, on loopback) is trusted: the guesser behind 203.0.113.5
+    // is blocked, another client behind the same proxy logs in.
+    let mut trusted = settings.to_vec();
+    trusted.push(("WANGGE_TRUSTED_PROXIES", "127.0.0.1, ::1"));
+    let server = Server::start(&url, &trusted);
+    let statuses = guesses_from(&server, "198.51.100.77, 203.0.113.5", 3);
+    assert_eq!(
+        statuses,
+        [401, 401, 401],
+        "the third failure blocks, after it"
+    );
+    assert_eq!(guesses_from(&server, "203.0.113.5", 1), [429]);
+    // What the guesser wrote left of the proxy's entry is not believed: changing it
+    // does not get a fresh address.
+    assert_eq!(guesses_from(&server, "192.0.2.1, 203.0.113.5", 1), [429]);
+    let (status, body) = answer(
+        http()
+            .post(server.url("/v1/auth/login"))
+            .header("X-Forwarded-For", "203.0.113.9")
+            .send_json(json!({ "user": "w1", "password": PASSWORD, "device": { "name": "p" } })),
+    );
+    assert_eq!(status, 200, "another client of the proxy: {body}");
+    drop(server);
+
+    // Without trust the header is ignored: every guess is the peer's, whatever it says.
+    let server = Server::start(&url, &settings);
+    assert_eq!(
+        guesses_from(&server, "203.0.113.11", 3),
+        [401, 401, 401],
+        "free failures, then blocked"
+    );
+    assert_eq!(guesses_from(&server, "203.0.113.12", 1), [429]);
+    drop(server);
+
+    // A bad list stops the start, naming the entry.
+    let output = wangge_tests::wangge()
+        .args(["serve", "--database", &url, "--listen", "127.0.0.1:0"])
+        .env("WANGGE_TRUSTED_PROXIES", "10.0.0.0/8, proxy.example")
+        .output()
+        .expect("wangge runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("proxy.example"), "{stderr}");
+}

@@ -84,7 +84,7 @@ impl From<Session> for SessionResponse {
 
 pub(super) async fn login(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<crate::listener::Peer>>,
+    client: Option<axum::Extension<crate::client_addr::ClientAddr>>,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let session = state
@@ -94,7 +94,7 @@ pub(super) async fn login(
             &request.password,
             request.device.id.as_deref(),
             &request.device.name,
-            peer.map(|axum::Extension(peer)| peer.0.ip()),
+            client.map(|axum::Extension(client)| client.0),
             now_ms(),
         )
         .await?;

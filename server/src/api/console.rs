@@ -247,7 +247,7 @@ pub(super) struct LoginBody {
 /// reusing the one its device cookie names), and sets the session cookies.
 pub(super) async fn login(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<crate::listener::Peer>>,
+    client: Option<axum::Extension<crate::client_addr::ClientAddr>>,
     headers: HeaderMap,
     uri: Uri,
     JsonBody(body): JsonBody<LoginBody>,
@@ -255,7 +255,7 @@ pub(super) async fn login(
     // No CSRF token exists before a login; another site's form cannot send JSON
     // without a CORS preflight this server never grants, and its Origin is refused.
     same_origin(&uri, &headers)?;
-    let peer = peer.map(|axum::Extension(peer)| peer.0.ip());
+    let peer = client.map(|axum::Extension(client)| client.0);
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -33,6 +33,7 @@ const SETTINGS_HELP: &str = "Settings (environment; defaults and ranges in docs/
   WANGGE_LOG                     log filter (info)
   WANGGE_ACCESS_TOKEN_SECONDS, WANGGE_REFRESH_TOKEN_SECONDS
   WANGGE_MAX_CONNECTIONS, WANGGE_HEADER_TIMEOUT_SECONDS, WANGGE_BODY_TIMEOUT_SECONDS
+  WANGGE_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed
   WANGGE_LOGIN_FREE_FAILURES, WANGGE_LOGIN_FREE_FAILURES_PER_ADDRESS,
   WANGGE_MAX_DEVICES_PER_USER
   WANGGE_SYNC_ROUNDS, WANGGE_DOCUMENT_CACHE_MB, WANGGE_PUSH_CHECK_SECONDS,
@@ -282,7 +283,14 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
     let open_files = wangge_server::listener::raise_open_files_limit();
     let limits = config::connection_limits_from_env(open_files).map_err(anyhow::Error::msg)?;
     let body_timeout = config::body_timeout_from_env().map_err(anyhow::Error::msg)?;
-    tracing::info!(open_files, ?limits, ?body_timeout, "connection limits");
+    let trusted = config::trusted_proxies_from_env().map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        open_files,
+        ?limits,
+        ?body_timeout,
+        ?trusted,
+        "connection limits"
+    );
     let app = api::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         body_timeout,
     ));
@@ -299,6 +307,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         listener,
         app,
         limits,
+        trusted,
         tls,
         shutdown_signal(),
         std::time::Duration::from_secs(10),
