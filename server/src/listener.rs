@@ -146,6 +146,13 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The slot goes with the socket: into a WebSocket the connection is upgraded
+        // to (a push socket holds its descriptor as long as any request), freed when
+        // the socket is dropped.
+        let stream = Counted {
+            io: stream,
+            _slot: slot,
+        };
         let app = app.clone();
         let stop = stop.clone();
         let tls = tls.clone();
@@ -165,7 +172,6 @@ pub async fn serve(
                     }
                 }
             }
-            drop(slot);
         });
     }
     let _ = stopping.send(true);
@@ -176,6 +182,59 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(?grace, "connections still open at shutdown");
+    }
+}
+
+/// A connection's socket with its slot of the cap: the slot is free when the socket
+/// is dropped, whoever holds it last (the connection, or the WebSocket it became).
+struct Counted<I> {
+    io: I,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 

@@ -126,6 +126,13 @@ impl PushHub {
         (id, receiver)
     }
 
+    /// Closes every socket (at shutdown: a push socket holds a slot of the
+    /// connection cap, and the graceful stop waits for the slots); the phones
+    /// reconnect to another node, or to this one when it is back, and catch up.
+    pub fn close_all(&self) {
+        self.lock().clear();
+    }
+
     /// Forgets a socket.
     pub fn unregister(&self, id: u64) {
         self.lock().retain(|c| c.id != id);

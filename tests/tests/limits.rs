@@ -121,3 +121,51 @@ fn silent_and_stalled_connections_are_closed_and_the_server_keeps_answering() {
     let (status, _) = answer(http().get(server.url("/healthz")).call());
     assert_eq!(status, 200);
 }
+
+#[test]
+fn push_sockets_hold_their_slot_of_the_connection_cap() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("cap.db").display());
+    add_user(
+        &url,
+        "w1",
+        "sanitation_worker",
+        Some("sanitation"),
+        "410102001001",
+        PASSWORD,
+    );
+    let server = Server::start(
+        &url,
+        &[
+            ("WANGGE_MAX_CONNECTIONS", "3"),
+            // The login's keep-alive connection gives its slot back quickly.
+            ("WANGGE_HEADER_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    let phone = Phone::login(&server, "w1", PASSWORD);
+    let mut sockets: Vec<_> = (0..3).map(|_| phone.push(&server)).collect();
+    // Three push sockets fill the cap: a request waits in the backlog, unanswered…
+    let mut waiting = connect(&server);
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut buffer = [0u8; 256];
+    match waiting.read(&mut buffer) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("answered while the cap was full of push sockets: {other:?}"),
+    }
+    // …until a socket closes and gives its slot back.
+    drop(sockets.pop());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let (sent, _) = read_to_close(&mut waiting);
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+}

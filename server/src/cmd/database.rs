@@ -291,6 +291,7 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         ?trusted,
         "connection limits"
     );
+    let sockets = Arc::clone(&state.push);
     let app = api::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         body_timeout,
     ));
@@ -309,7 +310,11 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
         limits,
         trusted,
         tls,
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            // Push sockets hold slots the graceful stop waits for.
+            sockets.close_all();
+        },
         std::time::Duration::from_secs(10),
     )
     .await;
