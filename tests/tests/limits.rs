@@ -42,8 +42,8 @@ fn read_to_close(stream: &mut TcpStream) -> (String, Duration) {
     )
 }
 
-#[test]
-fn silent_and_stalled_connections_are_closed_and_the_server_keeps_answering() {
+/// A SQLite database with the worker `w1`, and a server on it with `env`.
+fn worker_and_server(env: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("limits.db").display());
     add_user(
@@ -54,14 +54,17 @@ fn silent_and_stalled_connections_are_closed_and_the_server_keeps_answering() {
         "410102001001",
         PASSWORD,
     );
-    let server = Server::start(
-        &url,
-        &[
-            ("WANGGE_MAX_CONNECTIONS", "64"),
-            ("WANGGE_HEADER_TIMEOUT_SECONDS", "2"),
-            ("WANGGE_BODY_TIMEOUT_SECONDS", "2"),
-        ],
-    );
+    let server = Server::start(&url, env);
+    (dir, server)
+}
+
+#[test]
+fn silent_and_stalled_connections_are_closed_and_the_server_keeps_answering() {
+    let (_dir, server) = worker_and_server(&[
+        ("WANGGE_MAX_CONNECTIONS", "64"),
+        ("WANGGE_HEADER_TIMEOUT_SECONDS", "2"),
+        ("WANGGE_BODY_TIMEOUT_SECONDS", "2"),
+    ]);
     let mut phone = Phone::login(&server, "w1", PASSWORD);
 
     // 300 connections that send nothing: far more than the cap of 64.
@@ -124,24 +127,11 @@ fn silent_and_stalled_connections_are_closed_and_the_server_keeps_answering() {
 
 #[test]
 fn push_sockets_hold_their_slot_of_the_connection_cap() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("cap.db").display());
-    add_user(
-        &url,
-        "w1",
-        "sanitation_worker",
-        Some("sanitation"),
-        "410102001001",
-        PASSWORD,
-    );
-    let server = Server::start(
-        &url,
-        &[
-            ("WANGGE_MAX_CONNECTIONS", "3"),
-            // The login's keep-alive connection gives its slot back quickly.
-            ("WANGGE_HEADER_TIMEOUT_SECONDS", "1"),
-        ],
-    );
+    let (_dir, server) = worker_and_server(&[
+        ("WANGGE_MAX_CONNECTIONS", "3"),
+        // The login's keep-alive connection gives its slot back quickly.
+        ("WANGGE_HEADER_TIMEOUT_SECONDS", "1"),
+    ]);
     let phone = Phone::login(&server, "w1", PASSWORD);
     let mut sockets: Vec<_> = (0..3).map(|_| phone.push(&server)).collect();
     // Three push sockets fill the cap: a request waits in the backlog, unanswered…
