@@ -377,9 +377,15 @@ impl FieldClient {
     }
 
     /// Logs out and deletes everything this library stored (lost-device hygiene);
-    /// unsent work is lost. The client is closed afterwards.
+    /// unsent work is lost. The client is closed afterwards. The server is told when
+    /// it can be reached (within the client's waits): it revokes this device, so its
+    /// tokens stop working at once; offline, the wipe goes ahead and an administrator
+    /// revokes the device (`wangge device revoke`) if it matters.
     pub fn logout_and_wipe(&self) -> Result<(), FieldError> {
         self.inner.stop_push();
+        if let Err(error) = self.inner.logout_on_server() {
+            tracing::info!(%error, "the server was not told of the logout");
+        }
         self.inner.wipe()
     }
 }
@@ -778,6 +784,15 @@ impl Inner {
         Err(FieldError::SessionExpired {
             detail: "the server refused a fresh token".into(),
         })
+    }
+
+    /// Tells the server this device logs out (`POST /v1/auth/logout`: it revokes it).
+    fn logout_on_server(&self) -> Result<(), FieldError> {
+        let answer = self.send(Method::POST, "/v1/auth/logout", &[], None, 1 << 16)?;
+        match answer.status {
+            204 => Ok(()),
+            _ => Err(answer.server_error()),
+        }
     }
 
     /// The device was revoked: wipe, and say so.

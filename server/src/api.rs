@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(service::openapi))
         .route("/v1/auth/login", post(accounts::login))
         .route("/v1/auth/refresh", post(accounts::refresh))
+        .route("/v1/auth/logout", post(accounts::logout))
         .route("/v1/me", get(accounts::me))
         .route("/v1/users", get(accounts::users))
         .route("/v1/users/{id}/posting", put(assignments::set_posting))

@@ -566,3 +566,30 @@ fn behind_a_trusted_proxy_the_throttle_counts_each_forwarded_client() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("proxy.example"), "{stderr}");
 }
+
+#[test]
+fn a_phone_that_logs_out_has_its_device_revoked_at_once() {
+    let (_dir, url) = database();
+    let server = Server::start(&url, &[]);
+    let session = login(&server);
+    let token = session["access_token"].as_str().expect("token");
+    let (status, _) = answer(
+        http()
+            .post(server.url("/v1/auth/logout"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_empty(),
+    );
+    assert_eq!(status, 204);
+    // Its access token and its refresh token stop working at once.
+    let (status, body) = get(&server, "/v1/cases", Some(token));
+    assert_eq!((status, code(&body)), (401, "device_revoked"), "{body}");
+    let (status, body) = post(
+        &server,
+        "/v1/auth/refresh",
+        &json!({ "refresh_token": session["refresh_token"] }),
+    );
+    assert_eq!(status, 401, "{body}");
+    // Without a token: 401.
+    let (status, body) = answer(http().post(server.url("/v1/auth/logout")).send_empty());
+    assert_eq!((status, code(&body)), (401, "unauthenticated"), "{body}");
+}

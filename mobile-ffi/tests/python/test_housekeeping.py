@@ -5,7 +5,7 @@ copy back whole), and wiping the phone when it is handed in or lost."""
 import os
 import unittest
 
-from helpers import DEAD_URL, PASSWORD, URL, client, ffi, fix, new_dir, run
+from helpers import DEAD_URL, PASSWORD, URL, api, client, ffi, fix, new_dir, run
 
 
 class Housekeeping(unittest.TestCase):
@@ -61,7 +61,7 @@ class Housekeeping(unittest.TestCase):
     def test_logout_and_wipe_leaves_nothing_behind(self):
         data_dir = new_dir()
         phone = client(data_dir)
-        run(phone.login("officer", PASSWORD))
+        who = run(phone.login("officer", PASSWORD))
         phone.report_case(
             ffi.NewReport(category="C0102", position=fix(), address="", description="交还手机")
         )
@@ -69,6 +69,17 @@ class Housekeeping(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(data_dir, "store.sqlite3")))
         phone.logout_and_wipe()
         self.assertFalse(os.path.exists(os.path.join(data_dir, "store.sqlite3")))
+        # The server was told: the device is revoked, it cannot log in as itself again.
+        status, body = api(
+            "POST",
+            "/v1/auth/login",
+            body={
+                "user": "officer",
+                "password": PASSWORD,
+                "device": {"id": who.device_id, "name": "phone"},
+            },
+        )
+        self.assertEqual((status, body["error"]["code"]), (401, "device_revoked"), body)
         # The closed client refuses work with a typed error instead of writing.
         with self.assertRaises(ffi.FieldError.Closed):
             phone.list_cases()

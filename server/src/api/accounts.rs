@@ -159,3 +159,18 @@ pub(super) async fn users(
         .collect();
     Ok(Json(json!({ "users": users })))
 }
+
+/// `POST /v1/auth/logout`: the phone logs out: its device is revoked (its tokens stop
+/// working at once, on every node; a later login registers a new device), audited.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Caller(claims): Caller,
+) -> Result<StatusCode, ApiError> {
+    let now = now_ms();
+    state.store.revoke_device(&claims.dev, now).await?;
+    state
+        .store
+        .audit(now, &claims.sub, "auth.logout", &claims.dev)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
