@@ -76,6 +76,15 @@ def fetch(path, token):
         return error.code, error.read()
 
 
+def login_as_device(user, device_id):
+    """Logs in as `user` claiming the device `device_id`: (status, body)."""
+    return api(
+        "POST",
+        "/v1/auth/login",
+        body={"user": user, "password": PASSWORD, "device": {"id": device_id, "name": "phone"}},
+    )
+
+
 def token(user):
     status, body = api(
         "POST",

@@ -5,7 +5,7 @@ copy back whole), and wiping the phone when it is handed in or lost."""
 import os
 import unittest
 
-from helpers import DEAD_URL, PASSWORD, URL, api, client, ffi, fix, new_dir, run
+from helpers import DEAD_URL, PASSWORD, URL, client, ffi, fix, login_as_device, new_dir, run
 
 
 class Housekeeping(unittest.TestCase):
@@ -70,15 +70,7 @@ class Housekeeping(unittest.TestCase):
         phone.logout_and_wipe()
         self.assertFalse(os.path.exists(os.path.join(data_dir, "store.sqlite3")))
         # The server was told: the device is revoked, it cannot log in as itself again.
-        status, body = api(
-            "POST",
-            "/v1/auth/login",
-            body={
-                "user": "officer",
-                "password": PASSWORD,
-                "device": {"id": who.device_id, "name": "phone"},
-            },
-        )
+        status, body = login_as_device("officer", who.device_id)
         self.assertEqual((status, body["error"]["code"]), (401, "device_revoked"), body)
         # The closed client refuses work with a typed error instead of writing.
         with self.assertRaises(ffi.FieldError.Closed):

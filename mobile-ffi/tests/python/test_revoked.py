@@ -5,7 +5,7 @@ import os
 import subprocess
 import unittest
 
-from helpers import PASSWORD, Listener, api, client, ffi, fix, new_dir, run
+from helpers import PASSWORD, Listener, client, ffi, fix, login_as_device, new_dir, run
 
 
 def revoke(device_id):
@@ -58,15 +58,7 @@ class Revoked(unittest.TestCase):
         fresh = client(data_dir)
         self.assertIsNone(fresh.session())
         self.assertEqual(fresh.list_cases(), [])
-        status, body = api(
-            "POST",
-            "/v1/auth/login",
-            body={
-                "user": "maint",
-                "password": PASSWORD,
-                "device": {"id": who.device_id, "name": "phone"},
-            },
-        )
+        status, body = login_as_device("maint", who.device_id)
         self.assertEqual(status, 401, body)
         self.assertEqual(body["error"]["code"], "device_revoked")
 

@@ -166,11 +166,22 @@ pub(super) async fn logout(
     State(state): State<AppState>,
     Caller(claims): Caller,
 ) -> Result<StatusCode, ApiError> {
+    revoke_own_device(&state, &claims, "auth.logout").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Logs the caller's device out (a phone's logout, the console's): revoked, so its
+/// tokens stop working at once on every node, and audited as `what`.
+pub(super) async fn revoke_own_device(
+    state: &AppState,
+    claims: &Claims,
+    what: &str,
+) -> Result<(), ApiError> {
     let now = now_ms();
     state.store.revoke_device(&claims.dev, now).await?;
     state
         .store
-        .audit(now, &claims.sub, "auth.logout", &claims.dev)
+        .audit(now, &claims.sub, what, &claims.dev)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -429,12 +429,7 @@ pub(super) async fn logout(
     Caller(claims): Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let now = now_ms();
-    state.store.revoke_device(&claims.dev, now).await?;
-    state
-        .store
-        .audit(now, &claims.sub, "console.logout", &claims.dev)
-        .await?;
+    super::accounts::revoke_own_device(&state, &claims, "console.logout").await?;
     let secure = secure(&state, &headers);
     let mut response = StatusCode::NO_CONTENT.into_response();
     for (name, path) in [
