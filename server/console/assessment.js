@@ -33,6 +33,7 @@ export function initAssessment(scope) {
     load();
   });
   document.getElementById("assess-publish").addEventListener("click", publish);
+  document.getElementById("assess-published").addEventListener("click", showPublished);
   onChange(render);
 }
 
@@ -49,6 +50,7 @@ function query(format) {
 export async function load() {
   const status = document.getElementById("assess-status");
   status.textContent = t("loading");
+  document.getElementById("assess-differences").hidden = true;
   try {
     report = await api(query());
     status.textContent = report.units.length ? "" : t("assess_empty");
@@ -71,6 +73,32 @@ async function publish() {
   } catch (e) {
     status.textContent = `${t("failed")}: ${e instanceof ApiError ? e.message : e}`;
   }
+}
+
+/// The period as it was published for the area (the city's districts, or a
+/// district's streets), and what has changed since (GET /v1/assessment/reports/…).
+async function showPublished() {
+  const period = document.getElementById("assess-period").value.trim();
+  const unit = document.getElementById("assess-within").value.trim();
+  const status = document.getElementById("assess-status");
+  const list = document.getElementById("assess-differences");
+  list.hidden = true;
+  try {
+    const answer = await api(`/v1/assessment/reports/${encodeURIComponent(period)}?unit=${encodeURIComponent(unit)}`);
+    report = answer.published;
+    status.textContent = `${t("published")} ${answer.period} · ${time(answer.published_at)} · ${answer.published_by}`;
+    const changes = answer.differences || [];
+    list.replaceChildren(
+      el("li", { class: "muted" }, changes.length ? t("differences") : t("unchanged")),
+      ...changes.map((d) =>
+        el("li", { "data-unit": d.unit }, `${d.unit} ${d.field}: ${JSON.stringify(d.published)} → ${JSON.stringify(d.now)}`),
+      ),
+    );
+    list.hidden = false;
+  } catch (e) {
+    status.textContent = `${t("failed")}: ${e instanceof ApiError ? e.message : e}`;
+  }
+  render();
 }
 
 function percent(cell) {

@@ -647,6 +647,12 @@ fn work_the_desks(browser: &Browser, url: &str, shots: &Path) {
         "the CSV download with the street",
     );
     browser.screenshot(&shots.join("07b-assessment.png"));
+    // This month is not over, so not published: the server says so, the pane shows it.
+    browser.click("#assess-published");
+    browser.wait(
+        "document.getElementById('assess-status').textContent.includes('has not been published')",
+        "the month not published yet",
+    );
     no_errors("in the assessment pane");
 
     // English.
