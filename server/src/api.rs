@@ -40,6 +40,7 @@ pub(crate) use extract::current_user;
 pub use extract::{Caller, JsonBody, QueryParams};
 pub use locate::MAX_GRIDS_PER_REQUEST;
 pub use service::OPENAPI;
+pub use sync_round::round_at;
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -251,13 +251,28 @@ fn position_of(p: LonLat) -> Position {
 
 /// Takes a case in: checks, builds the case document as `reporter`, lets the server's
 /// automation locate, route and dispatch it, stores the caller and the document,
-/// announces it, and lists possible duplicates.
+/// announces it, and lists possible duplicates. The case's id is a fresh UUID v7.
 pub async fn create(
     store: &Arc<dyn Store>,
     push: &PushHub,
     rules: &CaseRules,
     reporter: Reporter<'_>,
     intake: Intake,
+    now: DateTime<Utc>,
+) -> Result<Created, IntakeError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    create_with_id(store, push, rules, reporter, intake, id, now).await
+}
+
+/// [`create`] under the case id `id`, which no stored document may have (`wangge demo`
+/// gives ids made from its seed, so that a seed always makes the same cases).
+pub async fn create_with_id(
+    store: &Arc<dyn Store>,
+    push: &PushHub,
+    rules: &CaseRules,
+    reporter: Reporter<'_>,
+    intake: Intake,
+    id: String,
     now: DateTime<Utc>,
 ) -> Result<Created, IntakeError> {
     let actor = match reporter {
@@ -327,7 +342,6 @@ pub async fn create(
         photos.push(blob);
     }
 
-    let id = uuid::Uuid::now_v7().to_string();
     let new = NewCase {
         id: id.clone(),
         category,
@@ -409,7 +423,7 @@ pub async fn create(
     };
     store.contact_insert(&contact).await?;
     if let Err(error) = store
-        // No heads condition: the id is a fresh UUID v7, no other writer knows it.
+        // No heads condition: the id is new (a fresh UUID v7, or the demo's own).
         .document_write(&write, None, &derive, now.timestamp_millis())
         .await
     {

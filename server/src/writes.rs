@@ -136,14 +136,15 @@ pub async fn store_edit(
     Ok(())
 }
 
-/// After a round: the double reports (双报告) of the cases it stored first, pushed to
-/// the users newly told, on this node and the others.
+/// After a round at `now_ms`: the double reports (双报告) of the cases it stored
+/// first, pushed to the users newly told, on this node and the others.
 pub async fn tell_double_reports(
     store: &dyn Store,
     push: &PushHub,
     written: &[wangge_sync_core::sync::server::Written],
+    now_ms: i64,
 ) {
-    for told in crate::double_report::after_round(store, written, now_ms()).await {
+    for told in crate::double_report::after_round(store, written, now_ms).await {
         push.tell(
             &told.users,
             &crate::push::Notice::DoubleReport {

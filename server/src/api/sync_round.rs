@@ -33,26 +33,52 @@ pub(super) async fn sync(
     // The posting as it is now, not as it was when the token was issued: a worker
     // moved to other grids receives the new ones (and loses the old) at once.
     let user = current_user(&state, &claims).await?;
-    let writer_device = claims.act.clone();
     let writer = user.actor(&claims.act);
     let span = tracing::info_span!("sync", user = %writer.user, device = %claims.dev);
     let _entered = span.enter();
-    let started = std::time::Instant::now();
     // The time the phone stamps entries with (its clock corrected by the offset it
     // measured), so a clock hours off is flagged on its patrol check-ins.
     let phone_clock_ms = headers
         .get("x-wangge-clock")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    let reply = round_at(&state, writer, body.to_vec(), now_ms(), phone_clock_ms).await?;
+    // The catalogue's version: a phone holding another fetches `/v1/catalogue` after
+    // this sync.
+    let catalogue = super::catalogue::served(state.sync.rules.catalog, &state.sync.rules.ownership);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/cbor".to_owned(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-wangge-catalogue"),
+                catalogue.version.clone(),
+            ),
+        ],
+        reply,
+    )
+        .into_response())
+}
+
+/// One sync round for `writer` (the user's posting now, written by their device's
+/// actor) at server time `now`, and what follows it: the metrics, the announcements,
+/// the patrol duties and the double reports of what it wrote. The encoded reply.
+/// Everything `POST /v1/sync` does past HTTP; `wangge demo` seeds its week through it
+/// with the week's times.
+pub async fn round_at(
+    state: &AppState,
+    writer: wangge_sync_core::role::Actor,
+    request: Vec<u8>,
+    now: i64,
+    phone_clock_ms: Option<i64>,
+) -> Result<Vec<u8>, ApiError> {
+    let writer_device = writer.device.clone();
+    let started = std::time::Instant::now();
     let result = state
         .sync
-        .round(
-            state.store.clone(),
-            writer,
-            body.to_vec(),
-            now_ms(),
-            phone_clock_ms,
-        )
+        .round(state.store.clone(), writer, request, now, phone_clock_ms)
         .await;
     match result {
         Ok((reply, stats)) => {
@@ -76,8 +102,8 @@ pub(super) async fn sync(
                 &stats.written,
             )
             .await;
-            super::patrol::after_round(&state, &stats.written).await;
-            tell_double_reports(state.store.as_ref(), &state.push, &stats.written).await;
+            super::patrol::after_round(state, &stats.written).await;
+            tell_double_reports(state.store.as_ref(), &state.push, &stats.written, now).await;
             tracing::info!(
                 stored_docs = stats.stored_docs,
                 stored_changes = stats.stored_changes,
@@ -88,24 +114,7 @@ pub(super) async fn sync(
                 ms = started.elapsed().as_millis() as u64,
                 "sync round"
             );
-            // The catalogue's version: a phone holding another fetches
-            // `/v1/catalogue` after this sync.
-            let catalogue =
-                super::catalogue::served(state.sync.rules.catalog, &state.sync.rules.ownership);
-            Ok((
-                [
-                    (
-                        axum::http::header::CONTENT_TYPE,
-                        "application/cbor".to_owned(),
-                    ),
-                    (
-                        axum::http::HeaderName::from_static("x-wangge-catalogue"),
-                        catalogue.version.clone(),
-                    ),
-                ],
-                reply,
-            )
-                .into_response())
+            Ok(reply)
         }
         Err(error) => {
             let error = sync_error(error);

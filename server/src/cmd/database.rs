@@ -163,7 +163,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tls: args.tls_cert.zip(args.tls_key),
     };
     init_logging();
-    runtime()?.block_on(serve_with(settings))
+    runtime()?.block_on(serve_with(settings, None))
 }
 
 fn init_logging() {
@@ -177,7 +177,11 @@ fn init_logging() {
         .init();
 }
 
-async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
+/// Serves with `settings`; `demo`: first fills an empty demo database with its week.
+async fn serve_with(
+    settings: Settings,
+    demo: Option<super::demo_week::Week>,
+) -> anyhow::Result<ExitCode> {
     tracing::info!(?settings, "starting");
     // Before anything else: a certificate that will not do stops the start.
     let tls = settings
@@ -263,6 +267,12 @@ async fn serve_with(settings: Settings) -> anyhow::Result<ExitCode> {
                 .serving_https(settings.tls.is_some()),
         ),
     };
+    if let Some(week) = demo {
+        // Before the background jobs: the week runs on its own clock.
+        super::demo_week::seed_once(&state, week, DEMO_PASSWORD)
+            .await
+            .context("filling the demo's week")?;
+    }
     tokio::spawn({
         let state = state.clone();
         async move {
@@ -766,6 +776,14 @@ pub struct DemoArgs {
     /// Ownership rules (TOML); the built-in ones if omitted.
     #[arg(long, env = "WANGGE_OWNERSHIP")]
     pub ownership: Option<std::path::PathBuf>,
+    /// The seed of the demo's week of cases and patrols (made once, into a database
+    /// without cases): the same seed makes the same week.
+    #[arg(long, default_value_t = super::demo_week::DEFAULT_SEED)]
+    pub seed: u64,
+    /// When the demo's week ends (RFC 3339, e.g. 2026-12-04T18:00:00+08:00); the
+    /// demo's start by default.
+    #[arg(long)]
+    pub week_ending: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One demo account per role that logs in (the server's own role does not).
@@ -901,7 +919,28 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         push_check_every: config::push_check_from_env().map_err(anyhow::Error::msg)?,
         tls: None,
     };
-    runtime.block_on(serve_with(settings))
+    let week = super::demo_week::Week {
+        seed: args.seed,
+        ending: args.week_ending,
+    };
+    runtime.block_on(serve_with(settings, Some(week)))
+}
+
+/// Creates a demo account as `wangge user add` does (kept when it exists), and prints
+/// it.
+pub(super) async fn add_demo_user(store: &dyn Store, user: &User) -> anyhow::Result<()> {
+    match store.create_user(user).await {
+        Ok(()) | Err(store::StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    println!(
+        "  {:<22} {:<24} {:<10} scope {}",
+        user.id,
+        user.role.as_str(),
+        user.role.name_zh(),
+        user.scope
+    );
+    Ok(())
 }
 
 /// The demo's grids (cut once) and accounts (created once).
@@ -981,17 +1020,7 @@ async fn demo_setup(args: &DemoArgs) -> anyhow::Result<()> {
             created_at: now_ms(),
             disabled: false,
         };
-        match store.create_user(&user).await {
-            Ok(()) | Err(store::StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        println!(
-            "  {:<22} {:<24} {:<10} scope {}",
-            user.id,
-            role.as_str(),
-            role.name_zh(),
-            user.scope
-        );
+        add_demo_user(store.as_ref(), &user).await?;
     }
     println!(
         "  (field workers report and handle cases in their community; the grid leader, \

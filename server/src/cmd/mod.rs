@@ -4,4 +4,5 @@ pub mod apikey;
 pub mod backup;
 pub mod catalog;
 pub mod database;
+pub mod demo_week;
 pub mod grid;
