@@ -77,14 +77,17 @@ impl GroupBy {
         }
     }
 
-    /// The fields summed: a person grouping only its person's own part (each reads
-    /// a covering index of just those columns, migration 0017); the others the
-    /// fields of migration 0016. Fields not summed are 0 in the sums.
+    /// The fields summed: a person grouping only its person's own part (the
+    /// accepters', checkers' and dispatchers' read a covering index of just those
+    /// columns, migration 0017); the others the fields of migration 0016. Fields not
+    /// summed are 0 in the sums.
     pub const fn fields(self) -> &'static [&'static str] {
         match self {
             GroupBy::Accepter => &["accepted", "accepted_on_time"],
             GroupBy::Checker => &["checked", "checked_on_time"],
             GroupBy::Dispatcher => &["dispatched", "dispatched_on_time", "dispatch_returned"],
+            // A supervisor's own reports: the rest of their line is the two above.
+            GroupBy::Reporter => &["reports", "problems", "own_found"],
             _ => {
                 let (first, _) = Counts::FIELDS.split_at(16);
                 first
