@@ -251,7 +251,7 @@ impl CaseFacts {
             // Escalations, replayed: who raised the case out of each level; and who
             // accepted, dispatched first, handled and checked.
             let mut level = Level::Street;
-            let mut first_dispatch_seen = false;
+            let mut dispatches_seen = 0u32;
             for folded in &view.entries {
                 let (Outcome::Applied, Some(entry)) = (&folded.outcome, &folded.entry) else {
                     continue;
@@ -270,14 +270,17 @@ impl CaseFacts {
                     Action::Handle => handler = Some(entry.actor.user.clone()),
                     Action::Accept => accepter = Some(entry.actor.user.clone()),
                     Action::Verify | Action::Rework => checker = Some(entry.actor.user.clone()),
-                    Action::Dispatch { .. } if !first_dispatch_seen => {
-                        first_dispatch_seen = true;
-                        dispatcher =
-                            (entry.actor.role != Role::Server).then(|| entry.actor.user.clone());
+                    Action::Dispatch { .. } => {
+                        dispatches_seen += 1;
+                        if dispatches_seen == 1 {
+                            dispatcher = (entry.actor.role != Role::Server)
+                                .then(|| entry.actor.user.clone());
+                        }
                     }
-                    // A team's return says the dispatch was wrong; the server's (the
-                    // category or place changed after it) does not.
-                    Action::Return if entry.actor.role != Role::Server => {
+                    // A team's return of the first dispatch says it was wrong; the
+                    // server's (the category or place changed after it) does not, nor
+                    // a return of a later dispatch (someone else's).
+                    Action::Return if entry.actor.role != Role::Server && dispatches_seen == 1 => {
                         c.dispatch_returned = u64::from(c.dispatched == 1);
                     }
                     _ => {}

@@ -79,6 +79,18 @@ fn a_returned_dispatch_counts_against_its_dispatcher_and_a_late_check_against_it
     assert_eq!((f.counts.checked, f.counts.checked_on_time), (1, 0));
     assert_eq!(f.checker.as_deref(), Some(c.supervisor.user.as_str()));
     assert_eq!((f.counts.accepted, f.counts.accepted_on_time), (1, 1));
+    // The server's return (the case was reclassified) is no one's mistake, and a
+    // team's return of the second dispatch is not the first dispatcher's.
+    let mut later = reported(&c.officer);
+    act(&mut later, &c.acceptor, Action::Accept, 10);
+    act(&mut later, &c.shift_lead, Action::Register, 20);
+    act(&mut later, &c.dispatcher, dispatch(), 30);
+    act(&mut later, &c.server, Action::Return, 40);
+    act(&mut later, &c.shift_lead, dispatch(), 50);
+    act(&mut later, &c.sanitation, Action::Return, 60);
+    let g = facts(&later);
+    assert_eq!(g.dispatcher.as_deref(), Some(c.dispatcher.user.as_str()));
+    assert_eq!(g.counts.dispatch_returned, 0, "{:?}", g.counts);
     let unit = UnitCounts::of(f.counts);
     assert_eq!(
         unit.fraction(Indicator::AccurateDispatchRate, None),
