@@ -66,7 +66,7 @@ export function createMap(session) {
       [home[3], home[2]],
     ];
     L.rectangle(box, { color: "#495057", weight: 2, fill: false, dashArray: "6 4", interactive: false }).addTo(map);
-    map.fitBounds(box, { maxZoom: 17 });
+    map.fitBounds(box, { maxZoom: 17, padding: [20, 20] });
   } else {
     map.setView([34.7466, 113.6253], 12);
   }
